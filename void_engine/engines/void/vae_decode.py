@@ -57,15 +57,19 @@ def decoded_frame_count(num_latents: int) -> int:
 class VoidAutoencoderKLCogVideoX(AutoencoderKLCogVideoX):
     """AutoencoderKLCogVideoX whose decode follows the VOID reference chunking (see module doc)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    # No __init__ override: diffusers reads the config keys from the __init__ signature.
+    def _flag_upsamplers(self) -> list[FlagAwareUpsample3D]:
+        ups = []
         for module in self.decoder.modules():
             if type(module) is CogVideoXUpsample3D:
                 module.__class__ = FlagAwareUpsample3D  # same parameters, one extra flag
+            if isinstance(module, FlagAwareUpsample3D):
+                ups.append(module)
+        return ups
 
     @contextlib.contextmanager
     def _force_time_upsample(self, on: bool):
-        ups = [m for m in self.decoder.modules() if isinstance(m, FlagAwareUpsample3D)]
+        ups = self._flag_upsamplers()
         for m in ups:
             m.force_time_upsample = on
         try:
