@@ -1,0 +1,209 @@
+"""Video files through ffmpeg pipes: frames stream one at a time (rawvideo), so a 4K plate is
+never held whole in memory. Decoding scales inside ffmpeg when a target size is given."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+
+import numpy as np
+
+from void_engine.errors import InputError, OutputError
+from void_engine.io.uri import make_public
+
+# ffmpeg rawvideo formats per output dtype/channel count.
+_PIX = {(np.dtype(np.uint8), 3): "rgb24", (np.dtype(np.uint16), 3): "rgb48le",
+        (np.dtype(np.uint8), 1): "gray", (np.dtype(np.uint16), 1): "gray16le"}
+
+# Containers and the encoders/settings that go in them. FFV1 stays in RGB (bgr0/gbrp16) so
+# a decode of the result gives back exactly the pixels written.
+CODECS = {
+    "h264": {"ext": ".mp4", "format": "mp4"},
+    "prores": {"ext": ".mov", "format": "mov"},
+    "ffv1": {"ext": ".mkv", "format": "matroska"},
+}
+# Audio codecs each container takes as a stream copy; others are re-encoded to AAC.
+_AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be",
+            "pcm_f32le"},
+    "matroska": None,  # anything
+}
+
+
+def read_video(path: str, *, first: int = 0, count: int | None = None,
+               size: tuple[int, int] | None = None, dtype=np.uint8, channels: int = 3,
+               scale_flags: str = "area", what: str = "plate") -> Iterator[np.ndarray]:
+    """Yield frames first..first+count-1 of `path` as (H, W, 3) RGB or (H, W) grey arrays.
+
+    size=(h, w) scales inside ffmpeg (area by default: what a model-space downscale wants).
+    Grey output takes the decoded luma plane as is (no range conversion), which is how mask
+    values survive. Raises InputError if ffmpeg fails to decode.
+    """
+    dtype = np.dtype(dtype)
+    pix = _PIX[(dtype, channels)]
+    filters = []
+    if first or count is not None:
+        end = "" if count is None else f":end_frame={first + count}"
+        filters.append(f"trim=start_frame={first}{end},setpts=PTS-STARTPTS")
+    if size is not None:
+        filters.append(f"scale={size[1]}:{size[0]}:flags={scale_flags}")
+    w, h = size[::-1] if size is not None else _frame_size(path)
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0"]
+    if filters:
+        cmd += ["-vf", ",".join(filters)]
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix, "-"]
+    frame_bytes = w * h * channels * dtype.itemsize
+    shape = (h, w, channels) if channels > 1 else (h, w)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=0)
+        try:
+            produced = 0
+            while count is None or produced < count:
+                buf = bytearray(frame_bytes)
+                got = proc.stdout.readinto(buf)
+                while got and got < frame_bytes:  # pipes hand out partial reads
+                    more = proc.stdout.readinto(memoryview(buf)[got:])
+                    if not more:
+                        break
+                    got += more
+                if not got:
+                    break
+                if got < frame_bytes:
+                    break  # truncated last frame: treated like a decode failure below
+                produced += 1
+                yield np.frombuffer(buf, dtype=dtype).reshape(shape)
+            proc.stdout.close()
+            rc = proc.wait()
+            if rc != 0:
+                err.seek(0)
+                lines = err.read().decode(errors="replace").strip().splitlines()
+                raise InputError(f"{what} {path} could not be decoded "
+                                 f"({lines[-1].strip() if lines else f'ffmpeg exit {rc}'})")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _frame_size(path: str) -> tuple[int, int]:
+    from void_engine.io.probe import ffprobe_json
+
+    s = ffprobe_json(path, "-select_streams", "v:0", "-show_entries", "stream=width,height")
+    st = s["streams"][0]
+    return int(st["width"]), int(st["height"])
+
+
+class VideoWriter:
+    """ffmpeg stdin-pipe encoder writing to a temp name; close() renames it into place.
+
+    codec: h264 (libx264, yuv420p, mp4) | prores (ProRes 4444, mov) | ffv1 (RGB, mkv).
+    fps is kept exactly (a Fraction such as 24000/1001). audio=(path, start_s, duration_s)
+    copies that file's first audio stream (re-encoding to AAC where the container cannot
+    hold the codec) trimmed to the written frames.
+    """
+
+    def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
+                 dtype=np.uint8, audio: tuple[str, float, float] | None = None,
+                 audio_codec: str | None = None, crf: int = 16, extra: list[str] | None = None,
+                 channels: int = 3):
+        if codec not in CODECS:
+            raise OutputError(f"unknown video codec {codec!r} (have {', '.join(CODECS)})")
+        self.path = os.path.abspath(path)
+        self.codec = codec
+        self.dtype = np.dtype(dtype)
+        self.size = tuple(size)
+        self.channels = channels  # 1: grey frames written losslessly (quadmask mattes)
+        h, w = self.size
+        fmt = CODECS[codec]["format"]
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        base = os.path.basename(self.path)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{base}.part-",
+                                        suffix=os.path.splitext(base)[1],
+                                        dir=os.path.dirname(self.path))
+        os.close(fd)
+        make_public(self.tmp)
+        fps = Fraction(fps)
+        pix_in = _PIX.get((self.dtype, channels))
+        if pix_in is None:
+            raise OutputError(f"video frames must be uint8 or uint16, got {self.dtype}")
+        cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", pix_in,
+               "-s", f"{w}x{h}", "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "-"]
+        if audio is not None:
+            src, start, duration = audio
+            cmd += ["-ss", f"{start:.6f}", "-t", f"{duration:.6f}", "-i", src]
+        cmd += ["-map", "0:v:0"]
+        if audio is not None:
+            allowed = _AUDIO_COPY[fmt]
+            copy = allowed is None or (audio_codec or "") in allowed
+            cmd += ["-map", "1:a:0?", "-c:a", "copy" if copy else "aac"]
+        cmd += self._codec_args(codec, w, h, crf) + (extra or [])
+        cmd += ["-r", f"{fps.numerator}/{fps.denominator}", "-f", fmt, self.tmp]
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
+        self.frames = 0
+
+    def _codec_args(self, codec: str, w: int, h: int, crf: int) -> list[str]:
+        if self.channels == 1:  # lossless grey: the luma plane holds the values exactly
+            if codec == "h264":
+                return ["-c:v", "libx264", "-qp", "0", "-preset", "fast", "-pix_fmt", "yuv444p"]
+            if codec == "ffv1":
+                return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", "gray"]
+            raise OutputError(f"grey frames are written as h264 or ffv1, not {codec}")
+        if codec == "h264":
+            # yuv420p plays everywhere but needs even sizes; odd plates get 4:4:4.
+            pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+            return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", pix,
+                    "-movflags", "+faststart"]
+        if codec == "prores":
+            return ["-c:v", "prores_ks", "-profile:v", "4", "-pix_fmt", "yuv444p10le",
+                    "-vendor", "apl0"]
+        pix = "bgr0" if self.dtype == np.uint8 else "gbrp16le"
+        return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
+                "-pix_fmt", pix]
+
+    def write(self, frame: np.ndarray) -> None:
+        shape = (*self.size, 3) if self.channels == 3 else self.size
+        if frame.shape != shape or frame.dtype != self.dtype:
+            raise OutputError(f"frame {self.frames} is {frame.dtype} {frame.shape}, writer "
+                              f"expects {self.dtype} {shape}")
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(frame).data)
+        except BrokenPipeError:
+            self._fail("encoder stopped")
+        self.frames += 1
+
+    def _fail(self, why: str) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err.seek(0)
+        lines = self._err.read().decode(errors="replace").strip().splitlines()
+        self._cleanup()
+        raise OutputError(f"cannot write {self.path}: {why} "
+                          f"({lines[-1].strip() if lines else 'no ffmpeg message'})")
+
+    def close(self) -> str:
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self.proc.wait() != 0:
+            self._fail(f"ffmpeg exit {self.proc.returncode}")
+        self._err.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+        if not self._err.closed:
+            self._err.close()
