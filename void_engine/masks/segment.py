@@ -1,0 +1,285 @@
+"""Primary-object segmentation: clicks/boxes on any frames -> SAM2 video predictor -> a
+lossless black mask at plate size (0 = object, 255 = background), one frame per plate frame.
+
+Differences from the reference stage 1 (mask-reasoning.md §2), on purpose:
+- negative clicks, boxes and several object ids (merged into one mask at the end);
+- propagation runs forward from the earliest prompted frame AND backward from it, so frames
+  before the first click get a mask too (the reference only propagates forward, which makes
+  the mask start late and shifts it against the plate);
+- SAM2 sees frames downscaled to `work_long_side`; logits are upscaled to plate size;
+- the output always has the plate's frame count (frames outside frame_range stay 255).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from void_engine.errors import InputError, ModelLoadError
+from void_engine.masks import maskio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sam2Config:
+    """Which SAM2 to run. checkpoint=None builds RANDOM WEIGHTS: only for tests of the
+    plumbing (its masks are meaningless); production passes a SAM 2.1 checkpoint path."""
+
+    checkpoint: str | None = None
+    model_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml"  # a config name inside `sam2`
+    image_size: int | None = None  # None: the config's (1024); tests use 256
+    device: str = "auto"  # "auto" -> cuda when available, else cpu
+    work_long_side: int = 1024  # frames handed to SAM2 are at most this long
+    dilate_px: int = 0  # grow the final mask (plate pixels)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.checkpoint is None
+
+
+_PREDICTORS: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def load_predictor(config: Sam2Config):
+    """The SAM2 video predictor for `config`, built once per process (workers reuse it)."""
+    import torch
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    key = (config.checkpoint, config.model_config, config.image_size, device)
+    with _LOCK:
+        if key in _PREDICTORS:
+            return _PREDICTORS[key]
+        if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
+            raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
+        from sam2.build_sam import build_sam2_video_predictor
+
+        overrides = [f"++model.image_size={config.image_size}"] if config.image_size else []
+        if config.random_weights:
+            log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
+        try:
+            predictor = build_sam2_video_predictor(
+                config.model_config, ckpt_path=config.checkpoint, device=device,
+                hydra_overrides_extra=overrides)
+        except (RuntimeError, KeyError) as exc:
+            raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
+                                 f"{config.model_config}: {exc}") from exc
+        except Exception as exc:  # hydra: unknown config name
+            if type(exc).__name__ in ("MissingConfigException", "ConfigCompositionException"):
+                raise ModelLoadError(f"unknown SAM2 config {config.model_config!r}") from exc
+            raise
+        if device == "cpu":
+            _fp32_memory_on_cpu(predictor)
+        _PREDICTORS[key] = predictor
+        return predictor
+
+
+def _fp32_memory_on_cpu(predictor) -> None:
+    """SAM2 stores its memory bank in bfloat16 and relies on CUDA autocast to mix it with
+    fp32 weights; without autocast the memory attention fails with a dtype mismatch. Cast
+    its inputs back to fp32 instead of running the whole model in slow CPU bf16."""
+    import torch
+
+    def to_fp32(_module, args, kwargs):
+        cast = (lambda v: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                else v)
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+    predictor.memory_attention.register_forward_pre_hook(to_fp32, with_kwargs=True)
+
+
+@dataclass
+class ObjectPrompts:
+    """Prompts of one object on one frame, in plate pixels."""
+
+    points: list[tuple[float, float]]
+    labels: list[int]
+    box: tuple[float, float, float, float] | None = None
+
+
+def parse_prompts(prompts_json: dict, *, width: int, height: int, num_frames: int,
+                  shot_id: str | None = None) -> dict[tuple[int, int], ObjectPrompts]:
+    """Validate the manifest's prompts; returns {(frame, obj): ObjectPrompts}."""
+    def bad(msg: str) -> InputError:
+        return InputError(f"prompts: {msg}", shot=shot_id)
+
+    if not isinstance(prompts_json, dict):
+        raise bad("expected an object with 'clicks' and/or 'boxes'")
+    unknown = set(prompts_json) - {"clicks", "boxes"}
+    if unknown:
+        raise bad(f"unknown key(s) {sorted(unknown)} (use clicks, boxes)")
+    out: dict[tuple[int, int], ObjectPrompts] = {}
+
+    def frame_of(item: dict, where: str) -> int:
+        f = item.get("frame", 0)
+        if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f < num_frames:
+            raise bad(f"{where} frame {f!r} outside 0..{num_frames - 1}")
+        return f
+
+    def obj_of(item: dict, where: str) -> int:
+        o = item.get("obj", 1)
+        if not isinstance(o, int) or isinstance(o, bool) or o < 0:
+            raise bad(f"{where} obj {o!r} is not a non-negative integer")
+        return o
+
+    for i, c in enumerate(prompts_json.get("clicks") or []):
+        where = f"click {i}"
+        if not isinstance(c, dict) or set(c) - {"frame", "x", "y", "label", "obj"}:
+            raise bad(f"{where} must be {{frame, x, y, label, obj}}, got {c!r}"[:160])
+        x, y, label = c.get("x"), c.get("y"), c.get("label", 1)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+            raise bad(f"{where} needs numeric x and y")
+        if not (0 <= x < width and 0 <= y < height):
+            raise bad(f"{where} at ({x}, {y}) is outside the {width}x{height} plate")
+        if label not in (0, 1) or isinstance(label, bool):
+            raise bad(f"{where} label {label!r} must be 1 (object) or 0 (not object)")
+        p = out.setdefault((frame_of(c, where), obj_of(c, where)), ObjectPrompts([], []))
+        p.points.append((float(x), float(y)))
+        p.labels.append(int(label))
+    for i, b in enumerate(prompts_json.get("boxes") or []):
+        where = f"box {i}"
+        if not isinstance(b, dict) or set(b) - {"frame", "box", "obj"}:
+            raise bad(f"{where} must be {{frame, box, obj}}, got {b!r}"[:160])
+        box = b.get("box")
+        if (not isinstance(box, (list, tuple)) or len(box) != 4
+                or not all(isinstance(v, (int, float)) for v in box)):
+            raise bad(f"{where} needs box [x0, y0, x1, y1]")
+        x0, y0, x1, y1 = map(float, box)
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise bad(f"{where} {list(box)} is empty or outside the {width}x{height} plate")
+        p = out.setdefault((frame_of(b, where), obj_of(b, where)), ObjectPrompts([], []))
+        if p.box is not None:
+            raise bad(f"{where}: two boxes for obj {obj_of(b, where)} on frame "
+                      f"{frame_of(b, where)}; give each object its own obj id")
+        p.box = (x0, y0, x1, y1)
+    if not out:
+        raise bad("no clicks or boxes given")
+    positive: dict[int, bool] = defaultdict(bool)
+    for (_, obj), p in out.items():
+        positive[obj] |= p.box is not None or 1 in p.labels
+    missing = sorted(o for o, ok in positive.items() if not ok)
+    if missing:
+        raise bad(f"obj {missing} has only negative clicks (add a positive click or a box)")
+    return out
+
+
+@dataclass
+class Sam2Run:
+    logits: dict[int, np.ndarray]  # frame -> max logit over objects, (h, w) float32, work size
+    tracked: list[int]  # frames SAM2 produced output for, in order of processing
+
+
+def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPrompts], *,
+             scale: tuple[float, float], progress=None) -> Sam2Run:
+    """Prompt `predictor` on a folder of JPEG frames (00000.jpg ...) and propagate both ways.
+
+    scale = (sx, sy) from plate pixels to the JPEG frames' pixels."""
+    import torch
+
+    sx, sy = scale
+    logits: dict[int, np.ndarray] = {}
+    tracked: list[int] = []
+    # on CUDA run under bf16 autocast as upstream does (its memory bank is stored in bf16);
+    # on CPU stay in fp32 (bf16 matmuls are ~20x slower there), see _fp32_memory_on_cpu
+    cuda = predictor.device.type == "cuda"
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        state = predictor.init_state(video_path=frames_dir, offload_video_to_cpu=True)
+        total = state["num_frames"]
+        for (frame, obj), p in sorted(prompts.items()):
+            points = [(x * sx, y * sy) for x, y in p.points] or None
+            box = None if p.box is None else [p.box[0] * sx, p.box[1] * sy, p.box[2] * sx,
+                                              p.box[3] * sy]
+            predictor.add_new_points_or_box(
+                state, frame_idx=frame, obj_id=obj, points=points,
+                labels=p.labels if points else None, box=box)
+        start = min(f for f, _ in prompts)
+        # forward from the earliest prompt, then backward from it (frames before the first
+        # prompt; the reference pipeline never produced these)
+        for reverse in (False, True):
+            for idx, _obj_ids, masks in predictor.propagate_in_video(
+                    state, start_frame_idx=start, reverse=reverse):
+                m = masks.float().amax(dim=0)[0].cpu().numpy()
+                logits[idx] = m if idx not in logits else np.maximum(logits[idx], m)
+                tracked.append(idx)
+                if progress:
+                    progress(len(set(tracked)), total)
+        predictor.reset_state(state)
+    return Sam2Run(logits=logits, tracked=tracked)
+
+
+def work_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(h, w) SAM2 frames are written at: plate size capped at long_side."""
+    s = min(1.0, long_side / max(width, height))
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: str,
+                 frame_range: tuple[int, int] | None = None, config: Sam2Config | None = None,
+                 progress=None) -> str:
+    """Segment the primary object(s) of a shot; write the black mask to out_uri; return it.
+
+    prompts_json frames are plate frame indices; frame_range=(first, last) is inclusive and
+    limits segmentation (frames outside it are background)."""
+    config = config or Sam2Config()
+    try:
+        with maskio.opened(plate_uri, "plate") as info:
+            first, last = _range(frame_range, info.frames)
+            prompts = parse_prompts(prompts_json, width=info.width, height=info.height,
+                                    num_frames=info.frames, shot_id=shot_id)
+            outside = sorted({f for f, _ in prompts if not first <= f <= last})
+            if outside:
+                raise InputError(f"prompts on frame(s) {outside} lie outside the frame range "
+                                 f"{first}..{last}")
+            local = {(f - first, o): p for (f, o), p in prompts.items()}
+            h, w = work_size(info.width, info.height, config.work_long_side)
+            predictor = load_predictor(config)
+            with tempfile.TemporaryDirectory(prefix="void-sam2-") as tmp:
+                for i, frame in enumerate(maskio.vio.read_frames(
+                        info, first=first, count=last - first + 1, size=(h, w), uint8=True)):
+                    cv2.imwrite(os.path.join(tmp, f"{i:05d}.jpg"),
+                                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if i + 1 != last - first + 1:
+                    raise InputError(f"plate decoded {i + 1} frames, expected {last - first + 1}")
+                run = run_sam2(predictor, tmp, local, scale=(w / info.width, h / info.height),
+                               progress=progress)
+            frames = _plate_masks(run, info, first, last, config.dilate_px)
+            return maskio.write_grey(out_uri, frames, fps=info.fps,
+                                     size=(info.height, info.width))
+    except InputError as exc:
+        raise exc.for_shot(shot_id) from None
+
+
+def _range(frame_range, n: int) -> tuple[int, int]:
+    if frame_range is None:
+        return 0, n - 1
+    first, last = map(int, frame_range)
+    if not 0 <= first <= last < n:
+        raise InputError(f"frame range {first}..{last} outside the plate's 0..{n - 1}")
+    return first, last
+
+
+def _plate_masks(run: Sam2Run, info, first: int, last: int, dilate_px: int):
+    kernel = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1,) * 2)
+              if dilate_px > 0 else None)
+    empty = np.full((info.height, info.width), 255, np.uint8)
+    for t in range(info.frames):
+        lg = run.logits.get(t - first) if first <= t <= last else None
+        if lg is None:
+            yield empty
+            continue
+        # upscale logits (not the binary mask) so edges follow the object, then threshold
+        up = cv2.resize(lg, (info.width, info.height), interpolation=cv2.INTER_LINEAR) > 0
+        if kernel is not None:
+            up = cv2.dilate(up.astype(np.uint8), kernel).astype(bool)
+        yield np.where(up, 0, 255).astype(np.uint8)
+
