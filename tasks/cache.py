@@ -1,0 +1,291 @@
+"""The one home of cache keys and of the content-addressed stage store.
+
+Key of a stage run = sha256 over a canonical JSON of
+    stage name + stage version + content digests of its input files (or the keys of the upstream
+    entries that produced them) + the stage's parameters (+ the engine's weights id).
+Upstream *keys* stand in for upstream file digests: an entry's files are a pure function of its
+key, so chaining keys (like a build system's action keys) invalidates exactly the downstream
+stages of a change and never needs to re-hash big intermediates.
+
+Store layout (any fsspec URI, local folder by default):
+    <root>/<stage>/<key>/<files...>
+    <root>/<stage>/<key>/_entry.json      written last; an entry without it does not exist
+Local stores commit by renaming a finished staging folder into place (atomic on one file
+system); if another run got there first, its entry wins and ours is dropped, so two concurrent
+runs never leave a half-written or mixed entry. Remote stores upload the files, then the marker.
+Prefect's own result cache holds only the small `Entry` record (paths), never arrays.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+MARKER = "_entry.json"
+DEFAULT_STORE = os.path.join(os.path.expanduser("~"), ".cache", "void-batch", "store")
+
+_digest_memo: dict[tuple, str] = {}
+_digest_lock = threading.Lock()
+
+
+def content_digest(uri: str) -> str:
+    """sha256 of a file's bytes (local), memoised per (path, size, mtime) for the process;
+    for object stores the store's own content id (ETag/generation) via fsspec's ukey."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not isinstance(fs, LocalFileSystem):
+        return "ukey:" + fs.ukey(path)
+    st = os.stat(path)
+    memo_key = (path, st.st_size, st.st_mtime_ns)
+    with _digest_lock:
+        if memo_key in _digest_memo:
+            return _digest_memo[memo_key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = "sha256:" + h.hexdigest()
+    with _digest_lock:
+        _digest_memo[memo_key] = digest
+    return digest
+
+
+def weights_id(folder: str | os.PathLike | None) -> str | None:
+    """Identity of a weights folder: relative paths + sizes of every file, plus the bytes of the
+    small config files (json/txt). Cheap on multi-GB checkpoints and changes when they do."""
+    if not folder:
+        return None
+    root = Path(folder)
+    if not root.exists():
+        return f"missing:{root}"
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        rel = p.relative_to(root).as_posix()
+        size = p.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if p.suffix in (".json", ".txt") and size < (1 << 20):
+            h.update(p.read_bytes())
+    return "weights:" + h.hexdigest()[:24]
+
+
+def _canonical(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)  # 24 and 24.0 are the same parameter
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cache key part of type {type(obj).__name__} is not hashable data")
+
+
+def stage_key(stage: str, version: str, *, inputs: Mapping[str, str | None],
+              params: Mapping[str, Any], weights: str | None = None) -> str:
+    """`<stage>-<32 hex>`: the stage name is part of the key *and* of the hashed payload, so two
+    stages with equal inputs never share an entry (notes P2)."""
+    payload = {"stage": stage, "version": version, "inputs": inputs, "params": params,
+               "weights": weights}
+    blob = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"))
+    return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
+
+
+@dataclass
+class Entry:
+    """A committed stage output: where its files are and what the stage reported."""
+
+    stage: str
+    key: str
+    uri: str  # folder URI in the store
+    files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes
+    meta: dict[str, Any] = field(default_factory=dict)  # stage facts (gate score, notes, ...)
+    created: float = 0.0
+
+    def file(self, name: str) -> str:
+        return f"{self.uri.rstrip('/')}/{name}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CacheStore:
+    """Content-addressed stage outputs under one fsspec URI."""
+
+    def __init__(self, uri: str | os.PathLike | None = None):
+        uri = str(uri or os.environ.get("VOID_BATCH_CACHE") or DEFAULT_STORE)
+        self.fs, root = fsspec.core.url_to_fs(uri)
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(root).resolve()) if self.local else root.rstrip("/")
+        self.uri = self.root if self.local else uri.rstrip("/")
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"CacheStore({self.uri!r})"
+
+    def _path(self, stage: str, key: str) -> str:
+        return f"{self.root}/{stage}/{key}"
+
+    def entry_uri(self, stage: str, key: str) -> str:
+        return self._path(stage, key) if self.local else f"{self.uri}/{stage}/{key}"
+
+    def lookup(self, stage: str, key: str) -> Entry | None:
+        """The committed entry, or None. An entry whose files are missing or have the wrong
+        size (disk trouble, manual deletion) counts as absent and is rebuilt."""
+        base = self._path(stage, key)
+        try:
+            with self.fs.open(f"{base}/{MARKER}", "r") as f:
+                d = json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError, OSError):
+            return None
+        entry = Entry(**d)
+        entry.uri = self.entry_uri(stage, key)
+        for name, size in entry.files.items():
+            try:
+                if self.fs.size(f"{base}/{name}") != size:
+                    return None
+            except (FileNotFoundError, OSError):
+                return None
+        return entry
+
+    def has(self, stage: str, key: str) -> bool:
+        return self.lookup(stage, key) is not None
+
+    @contextlib.contextmanager
+    def staging(self, stage: str, key: str) -> Iterator[Path]:
+        """A fresh local folder to write a stage's outputs into; removed afterwards unless it
+        was committed. For local stores it sits inside the store (same file system: the
+        commit is a rename)."""
+        if self.local:
+            parent = Path(self.root) / ".staging"
+            parent.mkdir(parents=True, exist_ok=True)
+        else:
+            parent = Path(tempfile.gettempdir()) / "void-batch-staging"
+            parent.mkdir(parents=True, exist_ok=True)
+        d = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=parent))
+        try:
+            yield d
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def commit(self, stage: str, key: str, staging: Path, meta: Mapping[str, Any] | None = None
+               ) -> Entry:
+        """Publish a finished staging folder as the entry (stage, key); first writer wins."""
+        files = {p.relative_to(staging).as_posix(): p.stat().st_size
+                 for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MARKER}
+        entry = Entry(stage=stage, key=key, uri=self.entry_uri(stage, key), files=files,
+                      meta=dict(meta or {}), created=time.time())
+        (staging / MARKER).write_text(json.dumps(entry.to_dict(), indent=1, default=str))
+        if self.local:
+            return self._commit_local(entry, staging)
+        base = self._path(stage, key)
+        for name in files:
+            self.fs.put_file(str(staging / name), f"{base}/{name}")
+        self.fs.put_file(str(staging / MARKER), f"{base}/{MARKER}")  # last: makes it visible
+        return entry
+
+    def _commit_local(self, entry: Entry, staging: Path) -> Entry:
+        final = Path(self._path(entry.stage, entry.key))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                os.rename(staging, final)
+                staging.mkdir()  # the context manager expects to clean something up
+                return entry
+            except OSError:
+                existing = self.lookup(entry.stage, entry.key)
+                if existing is not None:  # a concurrent run committed first: keep theirs
+                    return existing
+                # a broken leftover (no marker / wrong sizes): move it aside, then retry
+                trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
+                with contextlib.suppress(OSError):
+                    os.rename(final, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+        raise OSError(f"could not commit cache entry {final}")
+
+    def local_dir(self, entry: Entry) -> Path:
+        """A local folder holding the entry's files (the entry itself for local stores, a
+        download mirror for remote ones)."""
+        if self.local:
+            return Path(entry.uri)
+        mirror = Path(tempfile.gettempdir()) / "void-batch-mirror" / entry.stage / entry.key
+        if not (mirror / MARKER).is_file():
+            tmp = mirror.with_name(f".{mirror.name}.{uuid.uuid4().hex[:8]}")
+            tmp.mkdir(parents=True)
+            for name in entry.files:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(f"{self._path(entry.stage, entry.key)}/{name}", str(tmp / name))
+            (tmp / MARKER).write_text(json.dumps(entry.to_dict(), default=str))
+            try:
+                os.rename(tmp, mirror)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return mirror
+
+
+# --- the key of each stage ---------------------------------------------------------------------
+# Bump a stage's version when its code changes what it writes.
+STAGE_VERSIONS = {"segmentation": "1", "vlm_quadmask": "1", "decode": "1", "pass1": "1",
+                  "gate": "1", "pass2": "1", "encode": "1"}
+
+
+def _maybe_digest(uri: str | None) -> str | None:
+    return content_digest(uri) if uri else None
+
+
+def key_of(stage: str, shot: Any, *, model_id: str, up: Mapping[str, str | None],
+           extra: Mapping[str, Any] | None = None) -> str:
+    """The cache key of `stage` for manifest row `shot`. `up` maps upstream stage names to
+    their entry keys (None when that stage was skipped); `extra` carries run-level parameters
+    of the stage (gate threshold, masks module versions, review media on/off)."""
+    extra = dict(extra or {})
+    v = STAGE_VERSIONS[stage]
+    fr = list(shot.frame_range) if shot.frame_range else None
+    if stage == "segmentation":
+        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri)},
+                         params={"prompts": shot.prompts_json(), "frame_range": fr, **extra})
+    if stage == "vlm_quadmask":
+        black = up.get("segmentation") or _maybe_digest(shot.black_mask_uri)
+        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri),
+                                           "black": black,
+                                           "grey": _maybe_digest(shot.grey_mask_uri)},
+                         params={"instruction": shot.instruction, "frame_range": fr, **extra})
+    if stage == "decode":
+        quad = up.get("vlm_quadmask") or _maybe_digest(shot.quadmask_uri)
+        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri),
+                                           "quadmask": quad},
+                         params={"frame_range": fr, "fps": shot.fps, **extra}, weights=model_id)
+    removal = {"prompt": shot.prompt, "seed": shot.seed, **extra}
+    if stage == "pass1":
+        return stage_key(stage, v, inputs={"decode": up["decode"]},
+                         params={**removal, "steps": shot.steps}, weights=model_id)
+    if stage == "gate":
+        return stage_key(stage, v, inputs={"decode": up["decode"], "pass1": up["pass1"]},
+                         params=extra)
+    if stage == "pass2":
+        return stage_key(stage, v, inputs={"decode": up["decode"], "pass1": up["pass1"]},
+                         params={**removal, "pass2_steps": shot.pass2_steps,
+                                 "guidance_scale": shot.guidance_scale}, weights=model_id)
+    if stage == "encode":
+        return stage_key(stage, v, inputs={"decode": up["decode"],
+                                           "result": up.get("pass2") or up["pass1"]},
+                         params={"codec": shot.codec, **extra})
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def prefect_key(key: str, store: CacheStore) -> str:
+    """Prefect's cache key for a stage entry: the stage key plus the store, so a run against
+    another store never gets a pointer into the first one."""
+    return f"{key}-s{hashlib.sha256(store.uri.encode()).hexdigest()[:8]}"
