@@ -21,6 +21,8 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from void_engine.io import ALL_CODECS as CODECS  # h264, prores, ffv1, png, exr
+
 SCHEMA = pa.schema([
     pa.field("shot_id", pa.string(), nullable=False),
     pa.field("plate_uri", pa.string(), nullable=False),
@@ -47,7 +49,7 @@ SCHEMA = pa.schema([
 ])
 
 REQUIRED = ("shot_id", "plate_uri")
-CODECS = ("ffv1", "prores", "h264", "exr")
+
 
 
 class Click(BaseModel):

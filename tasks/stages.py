@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,8 @@ def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | No
     mode = shot.mask_mode
     if stage == "segmentation":
         if mode != "prompts":
-            return f"not needed: {mode.replace('+', ' + ')} mask given"
+            return {"quadmask": "not needed: quadmask given", "black": "not needed: black mask given",
+                    "black+grey": "not needed: black + grey masks given"}[mode]
         return None if masks_module("segment") else MASKS_MISSING
     if stage == "vlm_quadmask":
         if mode == "quadmask":
@@ -302,20 +304,38 @@ def publish(shot: ShotRow, run: RunConfig, up: dict) -> dict:
 
 
 def _deliver(src: Path, dest: str) -> str:
+    """Copy a file or an image-sequence folder to `dest`/ (hard links when the store and the
+    output share a file system)."""
     fs, root = fsspec.core.url_to_fs(dest)
     target = f"{root.rstrip('/')}/{src.name}"
     if not isinstance(fs, LocalFileSystem):
-        fs.put_file(str(src), target)
+        fs.put(str(src), target, recursive=src.is_dir())
         return f"{dest.rstrip('/')}/{src.name}"
     Path(root).mkdir(parents=True, exist_ok=True)
-    tmp = Path(root) / f".{src.name}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)  # same file system: no copy of big deliverables
-    except OSError:
-        shutil.copyfile(src, tmp)
+    tmp = Path(root) / f".{src.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+        old = Path(target)
+        if old.is_dir():  # a folder cannot be replaced atomically: swap it out, then drop it
+            trash = old.with_name(f".{old.name}.old.{os.getpid()}")
+            os.replace(old, trash)
+            os.replace(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+            return target
+    else:
+        if os.path.exists(target) and os.path.samefile(src, target):
+            return target  # already delivered (a hard link to the cached file)
+        _link_or_copy(src, tmp)
     os.replace(tmp, target)
     return target
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)  # same file system: no copy of big deliverables
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _frame_range(shot: ShotRow) -> tuple[int, int] | None:
@@ -324,7 +344,7 @@ def _frame_range(shot: ShotRow) -> tuple[int, int] | None:
         return fr
     from void_engine.io import probe
 
-    return (fr[0], probe(shot.plate_uri).num_frames - 1)
+    return (fr[0], probe(shot.plate_uri, fps=shot.fps).frames - 1)
 
 
 STAGE_TASKS = {"segmentation": segmentation, "vlm_quadmask": vlm_quadmask, "decode": decode,

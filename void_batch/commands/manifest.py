@@ -1,0 +1,55 @@
+"""`void-batch manifest init FOLDER -o M.parquet` and `void-batch manifest check M`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("manifest", help="build or check a shot manifest")
+    msub = p.add_subparsers(dest="manifest_cmd", metavar="ACTION", required=True)
+    init = msub.add_parser("init", help="build a manifest from folders laid out like "
+                           "../shared/samples (input_video.mp4, quadmask, prompt.json)")
+    init.add_argument("folder")
+    init.add_argument("-o", "--output", required=True, help="manifest to write (.parquet)")
+    init.add_argument("--absolute", action="store_true",
+                      help="write absolute paths (default: relative to the manifest's folder)")
+    init.set_defaults(func=init_main)
+    check = msub.add_parser("check", help="validate a manifest; prints every row-level error")
+    check.add_argument("manifest")
+    check.add_argument("--no-files", action="store_true", help="skip the file-exists checks")
+    check.set_defaults(func=check_main)
+
+
+def init_main(args: argparse.Namespace) -> int:
+    from manifests.loader import rows_from_folder, write_manifest
+
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    rows = rows_from_folder(args.folder, relative_to=None if args.absolute else out_dir)
+    if not rows:
+        print(f"no shot folders (input_video.mp4 + quadmask) under {args.folder}", file=sys.stderr)
+        return 1
+    write_manifest(rows, args.output)
+    print(f"wrote {args.output}: {len(rows)} shots ({', '.join(r.shot_id for r in rows)})")
+    return 0
+
+
+def check_main(args: argparse.Namespace) -> int:
+    import time
+
+    from manifests.loader import load_manifest
+    from void_engine.errors import InputError
+
+    t0 = time.perf_counter()
+    try:
+        m = load_manifest(args.manifest, check_files=not args.no_files)
+    except InputError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for e in m.errors:
+        print(e)
+    bad = len({e.row for e in m.errors})
+    print(f"{len(m.shots)} good rows, {bad} bad rows ({len(m.errors)} errors) "
+          f"in {time.perf_counter() - t0:.2f} s")
+    return 1 if m.errors else 0
