@@ -23,25 +23,36 @@ import numpy as np
 
 from void_engine.errors import InputError, ModelLoadError
 from void_engine.masks import maskio
+from void_engine.stages import resolve_range
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sam2Config:
-    """Which SAM2 to run. checkpoint=None builds RANDOM WEIGHTS: only for tests of the
-    plumbing (its masks are meaningless); production passes a SAM 2.1 checkpoint path."""
+    """Which SAM2 to run: a SAM 2.1 checkpoint file and the matching config name inside the
+    `sam2` package. checkpoint=None is refused unless allow_random_weights=True, which builds
+    RANDOM WEIGHTS: only for tests of the plumbing (the masks are meaningless)."""
 
     checkpoint: str | None = None
-    model_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml"  # a config name inside `sam2`
+    model_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml"
     image_size: int | None = None  # None: the config's (1024); tests use 256
     device: str = "auto"  # "auto" -> cuda when available, else cpu
     work_long_side: int = 1024  # frames handed to SAM2 are at most this long
     dilate_px: int = 0  # grow the final mask (plate pixels)
+    allow_random_weights: bool = False
 
     @property
     def random_weights(self) -> bool:
         return self.checkpoint is None
+
+    @classmethod
+    def from_env(cls) -> "Sam2Config":
+        """VOID_SAM2_CHECKPOINT, VOID_SAM2_CONFIG, VOID_SAM2_DEVICE (what workers use)."""
+        env = os.environ
+        return cls(checkpoint=env.get("VOID_SAM2_CHECKPOINT") or None,
+                   model_config=env.get("VOID_SAM2_CONFIG", cls.model_config),
+                   device=env.get("VOID_SAM2_DEVICE", cls.device))
 
 
 _PREDICTORS: dict[tuple, object] = {}
@@ -59,6 +70,9 @@ def load_predictor(config: Sam2Config):
     with _LOCK:
         if key in _PREDICTORS:
             return _PREDICTORS[key]
+        if config.checkpoint is None and not config.allow_random_weights:
+            raise ModelLoadError("no SAM2 checkpoint: set VOID_SAM2_CHECKPOINT or pass "
+                                 "--sam2-checkpoint (a SAM 2.1 .pt file)")
         if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
             raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
         from sam2.build_sam import build_sam2_video_predictor
@@ -229,10 +243,11 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
 
     prompts_json frames are plate frame indices; frame_range=(first, last) is inclusive and
     limits segmentation (frames outside it are background)."""
-    config = config or Sam2Config()
+    config = config or Sam2Config.from_env()
     try:
         with maskio.opened(plate_uri, "plate") as info:
-            first, last = _range(frame_range, info.frames)
+            first, count = resolve_range(frame_range, info.frames)
+            last = first + count - 1
             prompts = parse_prompts(prompts_json, width=info.width, height=info.height,
                                     num_frames=info.frames, shot_id=shot_id)
             outside = sorted({f for f, _ in prompts if not first <= f <= last})
@@ -253,19 +268,10 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
                 run = run_sam2(predictor, tmp, local, scale=(w / info.width, h / info.height),
                                progress=progress)
             frames = _plate_masks(run, info, first, last, config.dilate_px)
-            return maskio.write_grey(out_uri, frames, fps=info.fps,
+            return maskio.write_mask(out_uri, frames, fps=info.fps,
                                      size=(info.height, info.width))
     except InputError as exc:
         raise exc.for_shot(shot_id) from None
-
-
-def _range(frame_range, n: int) -> tuple[int, int]:
-    if frame_range is None:
-        return 0, n - 1
-    first, last = map(int, frame_range)
-    if not 0 <= first <= last < n:
-        raise InputError(f"frame range {first}..{last} outside the plate's 0..{n - 1}")
-    return first, last
 
 
 def _plate_masks(run: Sam2Run, info, first: int, last: int, dilate_px: int):

@@ -1,0 +1,149 @@
+"""`void-batch masks`: clicks/boxes on one shot -> quadmask, no GUI.
+
+    SAM2 (clicks, boxes; forward and backward) -> black mask
+    VLM (--vlm-url, any OpenAI-compatible server; or --vlm-backend gemini) -> affected cells,
+    or the deterministic contact+motion fallback (no VLM, or the VLM failed: the reason is
+    printed) -> quadmask, written losslessly (.mp4 = x264 qp 0 4:4:4, .mkv = FFV1).
+
+Clicks: JSON list of {"frame", "x", "y", "label" (1 object / 0 not), "obj"} in plate pixels;
+boxes: JSON list of {"frame", "box": [x0, y0, x1, y1], "obj"}; either may be @file.json.
+The VLM API key is read from $VOID_VLM_API_KEY (Gemini: $GEMINI_API_KEY), never from the
+command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from void_engine.errors import InputError, VoidError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "masks", help="build a quadmask from clicks/boxes and an instruction",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", required=True, help="plate: video file or PNG/EXR sequence")
+    p.add_argument("--clicks", help="JSON list of clicks (or @file)")
+    p.add_argument("--boxes", help="JSON list of boxes (or @file)")
+    p.add_argument("--black-mask", help="use this black mask (0 = object) instead of SAM2")
+    p.add_argument("--grey-mask", help="use this grey mask (127 = affected) instead of "
+                   "reasoning about it")
+    p.add_argument("--instruction", default="", help='e.g. "remove the duck"')
+    p.add_argument("--out", required=True, help="quadmask file (.mp4 or .mkv)")
+    p.add_argument("--black-out", help="where to keep the black mask (default: "
+                   "<out>_black.<ext>)")
+    p.add_argument("--report", help="write the per-shot report (JSON) here")
+    p.add_argument("--frames", help="inclusive plate frame range FIRST-LAST")
+    p.add_argument("--shot-id", help="name used in messages")
+    g = p.add_argument_group("VLM")
+    g.add_argument("--vlm-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    g.add_argument("--vlm-model", help="model name the server knows")
+    g.add_argument("--vlm-backend", choices=("openai", "gemini"), default="openai")
+    g.add_argument("--vlm-timeout", type=float, default=120.0, help="seconds per request")
+    g.add_argument("--vlm-retries", type=int, default=3, help="retries on 429/5xx/timeout")
+    g.add_argument("--vlm-response-format", choices=("json_schema", "json_object", "none"),
+                   default="json_schema")
+    g.add_argument("--vlm-cache", default=os.environ.get(
+        "VOID_VLM_CACHE", str(Path("~/.cache/void-batch/vlm").expanduser())),
+        help="answer cache folder ('' disables)")
+    s = p.add_argument_group("SAM2")
+    s.add_argument("--sam2-checkpoint", default=os.environ.get("VOID_SAM2_CHECKPOINT"),
+                   help="SAM 2.1 checkpoint .pt (default $VOID_SAM2_CHECKPOINT)")
+    s.add_argument("--sam2-config", default=os.environ.get(
+        "VOID_SAM2_CONFIG", "configs/sam2.1/sam2.1_hiera_l.yaml"),
+        help="config name inside the sam2 package matching the checkpoint")
+    s.add_argument("--sam2-image-size", type=int, help="override the model's input size")
+    s.add_argument("--sam2-device", default="auto")
+    s.add_argument("--sam2-dilate-px", type=int, default=0)
+    s.add_argument("--sam2-random-weights", action="store_true",
+                   help="TESTS ONLY: run SAM2 with random weights (meaningless masks)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result, black = masks(args)
+    except (VoidError, ValueError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    how = {"given": "grey mask given", "vlm": f"VLM {result.vlm_model}",
+           "fallback": "deterministic fallback"}[result.path]
+    if result.error:
+        how += f" (VLM not used: {result.error})"
+    print(f"wrote {result.quadmask_uri} (black mask {black}); affected region: {how}")
+    return 0
+
+
+def _json_arg(text: str | None, name: str) -> list:
+    if text is None:
+        return []
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read {text[1:]} ({exc.strerror})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name} is not valid JSON ({exc.msg})") from None
+    if isinstance(value, dict):  # a whole {"clicks": [...], "boxes": [...]} object
+        return value.get(name.lstrip("-"), [])
+    if not isinstance(value, list):
+        raise InputError(f"{name} must be a JSON list")
+    return value
+
+
+def masks(args: argparse.Namespace):
+    from tqdm import tqdm
+
+    from void_batch.commands.remove import parse_frames
+    from void_engine.masks.reasoning import build_quadmask
+    from void_engine.masks.segment import Sam2Config, segment_shot
+    from void_engine.masks.vlm.client import VlmConfig
+
+    shot_id = args.shot_id or Path(args.video).stem
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in (".mp4", ".mkv"):
+        raise InputError(f"--out {args.out}: use .mp4 (lossless H.264) or .mkv (FFV1)")
+    frame_range = parse_frames(args.frames)
+    vlm = None
+    if args.vlm_url or args.vlm_backend == "gemini" and args.vlm_model:
+        vlm = VlmConfig(backend=args.vlm_backend, base_url=args.vlm_url,
+                        timeout_s=args.vlm_timeout, max_retries=args.vlm_retries,
+                        response_format=args.vlm_response_format,
+                        cache_dir=args.vlm_cache or None,
+                        **({"model": args.vlm_model} if args.vlm_model else {}),
+                        **({"api_key_env": "GEMINI_API_KEY"}
+                           if args.vlm_backend == "gemini" else {}))
+    black = args.black_mask
+    if black is None:
+        prompts = {"clicks": _json_arg(args.clicks, "--clicks"),
+                   "boxes": _json_arg(args.boxes, "--boxes")}
+        if not prompts["clicks"] and not prompts["boxes"]:
+            raise InputError("give --clicks and/or --boxes (or --black-mask)")
+        config = Sam2Config(checkpoint=args.sam2_checkpoint, model_config=args.sam2_config,
+                            image_size=args.sam2_image_size, device=args.sam2_device,
+                            dilate_px=args.sam2_dilate_px,
+                            allow_random_weights=args.sam2_random_weights)
+        black = args.black_out or str(Path(args.out).with_name(Path(args.out).stem
+                                                                + "_black" + ext))
+        with tqdm(unit="frame", desc=f"{shot_id}: SAM2", file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            segment_shot(args.video, prompts, black, shot_id=shot_id, frame_range=frame_range,
+                         config=config, progress=progress)
+    result = build_quadmask(args.video, black, args.out, shot_id=shot_id,
+                            instruction=args.instruction, grey_mask_uri=args.grey_mask,
+                            vlm=vlm, frame_range=frame_range)
+    if args.report:
+        Path(args.report).write_text(json.dumps({
+            "shot_id": shot_id, "quadmask": result.quadmask_uri, "black_mask": black,
+            "path": result.path, "vlm_model": result.vlm_model, "error": result.error,
+            "details": result.details}, indent=2, default=str))
+    return result, black
