@@ -1,0 +1,65 @@
+"""Per-stage cache through the real flow: an unchanged re-run executes no stage; changing a
+pass-2 parameter re-runs only pass 2 and encode."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import PLUGIN, tiny_rows
+
+from flows.nightly_batch import nightly_batch
+from flows.report import read_report
+from manifests.loader import write_manifest
+
+
+def _run(manifest: Path, out: Path, cache: Path, log: Path):
+    return nightly_batch(manifest=str(manifest), output_root=str(out), cache=str(cache),
+                         plugins=[PLUGIN], engine_kwargs={"log": str(log)}, return_state=True)
+
+
+def _calls(log: Path) -> list[str]:
+    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_rerun_hits_cache_and_pass2_change_reruns_only_pass2_and_encode(
+        batch_env, tiny_shots, tmp_path):
+    dirs = tiny_shots(2)
+    manifest, out, cache, log = (tmp_path / "m.parquet", tmp_path / "out", tmp_path / "cache",
+                                 tmp_path / "engine.log")
+    write_manifest(tiny_rows(dirs, pass2_steps=3), manifest)
+
+    state = _run(manifest, out, cache, log)
+    assert state.is_completed(), state.message
+    first = {r["shot_id"]: r for r in read_report(out)}
+    assert {r["status"] for r in first.values()} == {"ok"}
+    for r in first.values():
+        assert r["executed"] == ["decode", "pass1", "pass2", "encode"]
+        assert r["passes_run"] == 2
+        assert Path(r["result_uri"]).is_file() and Path(r["matte_uri"]).is_file()
+    assert sorted(_calls(log)) == ["pass1", "pass1", "pass2", "pass2"]
+    result_bytes = {s: Path(r["result_uri"]).read_bytes() for s, r in first.items()}
+
+    # Unchanged: nothing executes, every stage is a hit, same deliverables.
+    state = _run(manifest, out, cache, log)
+    assert state.is_completed(), state.message
+    for r in read_report(out):
+        assert r["executed"] == [] and r["cache_hits"] == ["decode", "pass1", "pass2", "encode"]
+        assert Path(r["result_uri"]).read_bytes() == result_bytes[r["shot_id"]]
+    assert len(_calls(log)) == 4
+
+    # A third time, now served by Prefect's own cache (records written on the second run).
+    state = _run(manifest, out, cache, log)
+    assert state.is_completed() and len(_calls(log)) == 4
+
+    # A pass-2 parameter changes for one shot: only its pass 2 and encode run again.
+    rows = tiny_rows(dirs, pass2_steps=3)
+    rows[0]["pass2_steps"] = 40
+    write_manifest(rows, manifest)
+    state = _run(manifest, out, cache, log)
+    assert state.is_completed(), state.message
+    third = {r["shot_id"]: r for r in read_report(out)}
+    changed, same = third[dirs[0].name], third[dirs[1].name]
+    assert changed["executed"] == ["pass2", "encode"]
+    assert changed["cache_hits"] == ["decode", "pass1"]
+    assert same["executed"] == []
+    assert _calls(log)[4:] == ["pass2"]
+    assert Path(changed["result_uri"]).read_bytes() != result_bytes[changed["shot_id"]]
