@@ -294,7 +294,8 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
         minfo = probe(mask_path, what="quadmask")
         audio = None
         if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
-            audio = (plate_path, float(m.first_frame / fps), float(n / fps))
+            whole = m.first_frame == 0 and n == plate.frames
+            audio = (plate_path, float(m.first_frame / fps), None if whole else float(n / fps))
         out_dtype = _output_dtype(codec, plate.dtype)
         writer = stack.enter_context(open_writer(
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,

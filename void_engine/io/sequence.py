@@ -20,18 +20,21 @@ def read_image(path: str) -> np.ndarray:
     """One frame as RGB (H, W, 3): uint8/uint16 for PNG, float32 for EXR."""
     if path.lower().endswith(".exr"):
         try:
-            with OpenEXR.File(path) as f:
+            with OpenEXR.File(path) as f:  # channels are only valid while the file is open
                 channels = f.channels()
+                if "RGB" in channels:
+                    rgb = np.array(channels["RGB"].pixels, dtype=np.float32)
+                elif "RGBA" in channels:
+                    rgb = np.array(channels["RGBA"].pixels[..., :3], dtype=np.float32)
+                elif "Y" in channels:
+                    rgb = np.repeat(np.asarray(channels["Y"].pixels, np.float32)[..., None], 3, -1)
+                else:
+                    rgb = None
+                names = sorted(channels)
         except Exception as exc:  # noqa: BLE001 - OpenEXR raises plain exceptions
             raise InputError(f"cannot read EXR frame {path}: {exc}") from None
-        if "RGB" in channels:
-            rgb = channels["RGB"].pixels
-        elif "RGBA" in channels:
-            rgb = channels["RGBA"].pixels[..., :3]
-        elif "Y" in channels:
-            rgb = np.repeat(channels["Y"].pixels[..., None], 3, axis=-1)
-        else:
-            raise InputError(f"EXR frame {path} has no RGB/Y channels ({sorted(channels)})")
+        if rgb is None:
+            raise InputError(f"EXR frame {path} has no RGB/Y channels ({names})")
         return np.ascontiguousarray(rgb, dtype=np.float32)
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:

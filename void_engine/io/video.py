@@ -101,12 +101,13 @@ class VideoWriter:
 
     codec: h264 (libx264, yuv420p, mp4) | prores (ProRes 4444, mov) | ffv1 (RGB, mkv).
     fps is kept exactly (a Fraction such as 24000/1001). audio=(path, start_s, duration_s)
-    copies that file's first audio stream (re-encoding to AAC where the container cannot
-    hold the codec) trimmed to the written frames.
+    carries that file's first audio stream: duration_s=None copies all of it (re-encoding to
+    AAC only where the container cannot hold the codec); otherwise the written frames' span
+    is cut out sample-accurately and encoded as AAC.
     """
 
     def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
-                 dtype=np.uint8, audio: tuple[str, float, float] | None = None,
+                 dtype=np.uint8, audio: tuple[str, float, float | None] | None = None,
                  audio_codec: str | None = None, crf: int = 16, extra: list[str] | None = None,
                  channels: int = 3):
         if codec not in CODECS:
@@ -132,13 +133,18 @@ class VideoWriter:
         cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", pix_in,
                "-s", f"{w}x{h}", "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "-"]
         if audio is not None:
-            src, start, duration = audio
-            cmd += ["-ss", f"{start:.6f}", "-t", f"{duration:.6f}", "-i", src]
+            cmd += ["-i", audio[0]]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
-            allowed = _AUDIO_COPY[fmt]
-            copy = allowed is None or (audio_codec or "") in allowed
-            cmd += ["-map", "1:a:0?", "-c:a", "copy" if copy else "aac"]
+            src, start, duration = audio
+            cmd += ["-map", "1:a:0?"]
+            if duration is None:  # the whole plate: stream copy where the container allows
+                allowed = _AUDIO_COPY[fmt]
+                copy = allowed is None or (audio_codec or "") in allowed
+                cmd += ["-c:a", "copy" if copy else "aac"]
+            else:  # a frame range: cut sample-accurately (a packet copy would shift sync)
+                cmd += ["-af", f"atrim=start={start:.6f}:duration={duration:.6f},"
+                               "asetpts=PTS-STARTPTS", "-c:a", "aac", "-b:a", "256k"]
         cmd += self._codec_args(codec, w, h, crf) + (extra or [])
         cmd += ["-r", f"{fps.numerator}/{fps.denominator}", "-f", fmt, self.tmp]
         self._err = tempfile.TemporaryFile()
