@@ -1,0 +1,45 @@
+"""The quick start on the real samples: `void-batch manifest init` then `void-batch run` with the
+propagate engine on the two small shots (BigBen, ducky-float); then again, all from cache.
+The 4K shots run under -m slow."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.report import read_report
+from void_batch.cli import main as cli
+
+
+def _quick_start(samples_dir, tmp_path, shots: list[str] | None):
+    manifest, out, cache = tmp_path / "m.parquet", tmp_path / "out", tmp_path / "cache"
+    assert cli(["manifest", "init", str(samples_dir), "-o", str(manifest)]) == 0
+    assert cli(["manifest", "check", str(manifest)]) == 0
+    args = ["run", str(manifest), "--out", str(out), "--engine", "propagate",
+            "--cache", str(cache)] + (["--shots", ",".join(shots)] if shots else [])
+    assert cli(args) == 0
+    rows = read_report(out)
+    assert rows and {r["status"] for r in rows} == {"ok"}
+    for r in rows:
+        assert r["engine"] == "propagate"
+        assert r["executed"] == ["decode", "pass1", "encode"]
+        assert "pass2: engine propagate has no pass 2" in r["skipped"]
+        for uri in (r["result_uri"], r["matte_uri"], r["review_uri"]):
+            assert Path(uri).is_file() and Path(uri).parent == out / r["shot_id"]
+    assert (out / "report.html").read_text().count("<img") == len(rows)
+    assert cli(args) == 0  # again: nothing executes
+    for r in read_report(out):
+        assert r["executed"] == [] and r["cache_hits"] == ["decode", "pass1", "encode"]
+    assert cli(["report", str(out)]) == 0
+    return rows
+
+
+def test_quick_start_small_samples(batch_env, samples_dir, tmp_path):
+    rows = _quick_start(samples_dir, tmp_path, ["BigBen", "ducky-float"])
+    assert sorted(r["shot_id"] for r in rows) == ["BigBen", "ducky-float"]
+
+
+@pytest.mark.slow
+def test_quick_start_all_samples(batch_env, samples_dir, tmp_path):
+    rows = _quick_start(samples_dir, tmp_path, None)
+    assert len(rows) == 4
