@@ -1,0 +1,135 @@
+"""Fixtures for the mask tests: a loopback OpenAI-compatible chat-completions server that plays
+a script of answers, the synthetic push clip on disk, and the tiny random-weight SAM2."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synth import black_from, push_clip, write_video  # noqa: E402
+
+from void_engine.masks.segment import Sam2Config  # noqa: E402
+
+TINY_SAM2 = Sam2Config(model_config="configs/sam2.1/sam2.1_hiera_t.yaml", image_size=256,
+                       device="cpu", allow_random_weights=True)
+
+
+class ScriptedVLM:
+    """Each request pops the next step: ("answer", text) | ("status", code) |
+    ("sleep", seconds, text). The last step repeats when the script runs out."""
+
+    def __init__(self):
+        self.script: list[tuple] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def play(self, *steps: tuple) -> "ScriptedVLM":
+        self.script = list(steps)
+        self.requests.clear()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self) -> tuple:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def _handler(self):
+        vlm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                vlm.requests.append(json.loads(body))
+                vlm.headers.append(dict(self.headers))
+                step = vlm._next()
+                if step[0] == "status":
+                    self._send(step[1], {"error": {"message": f"scripted {step[1]}",
+                                                   "type": "scripted"}},
+                               {"retry-after-ms": "1"})
+                    return
+                if step[0] == "sleep":
+                    time.sleep(step[1])
+                text = step[-1]
+                self._send(200, {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                    "model": vlm.requests[-1].get("model", "?"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+            def _send(self, code, payload, headers=None):
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        return Handler
+
+
+@pytest.fixture(scope="session")
+def vlm_server():
+    server = ScriptedVLM()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def push(tmp_path_factory):
+    """The push clip as plate + ground-truth black mask files, plus the arrays."""
+    d = tmp_path_factory.mktemp("push")
+    clip = push_clip()
+    plate = write_video(str(d / "plate.mkv"), clip.frames)
+    from void_engine.masks import maskio
+
+    black = maskio.write_mask(str(d / "black.mp4"), black_from(clip.pusher), fps=12,
+                              size=clip.frames.shape[1:3])
+    return {"dir": d, "clip": clip, "plate": plate, "black": black}
+
+
+def good_answer(clip, grid, frames=None, **overrides) -> dict:
+    """What a correct VLM would say about the push clip: the blue box is pushed from the
+    contact frame on; its cells on a few frames from the ground truth."""
+    frames = frames or [clip.contact, (clip.contact + len(clip.frames)) // 2,
+                        len(clip.frames) - 1]
+    locs = []
+    for f in frames:
+        cells = grid.cells_touched(clip.pushed[f])
+        locs.append({"frame": int(f), "cells": [{"row": int(r), "col": int(c)}
+                                                for r, c in zip(*np.nonzero(cells))]})
+    obj = {"noun": "blue box", "category": "physical", "effect": "moves",
+           "why": "the red box pushes it", "will_move": False,
+           "first_appears_frame": int(clip.contact), "confidence": 0.9,
+           "grid_localizations": locs}
+    obj.update(overrides)
+    return {"affected_objects": [obj], "scene_description": "a blue box on a textured floor",
+            "confidence": 0.8}
