@@ -53,3 +53,49 @@ def forward_backward_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     """|fwd + bwd(warped)| per pixel: large where the flow is unreliable (occlusions)."""
     bwd_at_target = backward_warp(bwd, fwd)
     return np.linalg.norm(fwd + bwd_at_target, axis=-1)
+
+
+# --- RAFT-large (torchvision) from a local weights file ------------------------------------------
+def load_raft_large(weights_path, device="cpu"):
+    """torchvision RAFT-large with weights from a local file (never downloads).
+
+    The file is a plain state dict, e.g. torchvision's raft_large_C_T_SKHT_V2-ff5fadd5.pth.
+    """
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    from void_engine.errors import ModelLoadError
+
+    try:
+        state = torch.load(str(weights_path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(f"cannot read RAFT weights {weights_path}: {e}") from e
+    model = raft_large(weights=None, progress=False)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"RAFT weights {weights_path} do not fit RAFT-large: "
+                             f"{str(e).splitlines()[0]}") from e
+    return model.eval().requires_grad_(False).to(device)
+
+
+def raft_flow(a: np.ndarray, b: np.ndarray, model, num_updates: int = 12) -> np.ndarray:
+    """RAFT flow from RGB uint8 frame a to frame b, (H, W, 2) float32 (dx, dy).
+
+    RAFT needs sides divisible by 8: frames are edge-padded and the flow cropped back.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = a.shape[:2]
+    ph, pw = (-h) % 8, (-w) % 8
+    dev = next(model.parameters()).device
+
+    def prep(x):
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
+        t = t / 127.5 - 1.0
+        return F.pad(t, (0, pw, 0, ph), mode="replicate").to(dev)
+
+    with torch.no_grad():
+        flow = model(prep(a), prep(b), num_flow_updates=num_updates)[-1]
+    return flow[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
