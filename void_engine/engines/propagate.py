@@ -29,28 +29,32 @@ from void_engine.flow import dis_flow
 from void_engine.quadmask import AFFECTED, OVERLAP, REMOVE
 
 
-def fill_field(field: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def fill_field(field: np.ndarray, hole: np.ndarray, scale: int = 4) -> np.ndarray:
     """Replace `field` (H, W, C) inside `hole` by a smooth interpolation of its surroundings
-    (normalised convolution at growing scales, the smallest scale with support wins)."""
+    (normalised convolution at growing scales, the smallest scale with support wins).
+    Computed on a grid `scale` times coarser: flow fields are smooth, and large blurs at
+    full resolution would dominate the engine's run time."""
     if not hole.any():
         return field
+    h, w = hole.shape
     valid = (~hole).astype(np.float32)
     if not valid.any():
         return np.zeros_like(field)
-    out = field.copy()
-    todo = hole.copy()
-    weighted = field * valid[..., None]
-    for sigma in (3, 9, 27, 81, 243):
-        wb = cv2.GaussianBlur(valid, (0, 0), sigma)
-        vb = cv2.GaussianBlur(weighted, (0, 0), sigma)
-        if vb.ndim == 2:
-            vb = vb[..., None]
+    sh, sw = max(1, h // scale), max(1, w // scale)
+    v_small = cv2.resize(valid, (sw, sh), interpolation=cv2.INTER_AREA)
+    f_small = cv2.resize(field * valid[..., None], (sw, sh), interpolation=cv2.INTER_AREA)
+    est = np.zeros_like(f_small)
+    todo = np.ones((sh, sw), bool)
+    for sigma in (1, 3, 9, 27, 81):
+        wb = cv2.GaussianBlur(v_small, (0, 0), sigma)
+        vb = cv2.GaussianBlur(f_small, (0, 0), sigma)
         ok = todo & (wb > 1e-4)
-        out[ok] = vb[ok] / wb[ok][:, None]
+        est[ok] = vb[ok] / wb[ok][:, None]
         todo &= ~ok
         if not todo.any():
             break
-    out[todo] = 0
+    out = field.copy()
+    out[hole] = cv2.resize(est, (w, h), interpolation=cv2.INTER_LINEAR)[hole]
     return out
 
 
@@ -141,14 +145,29 @@ class PropagateEngine(Engine):
                 target[ys, xs] = values
                 frame = np.clip(np.rint(target), 0, 255).astype(np.uint8)
                 if missing.any():
-                    hole_left = np.zeros((h, w), np.uint8)
-                    hole_left[ys[missing], xs[missing]] = 255
-                    frame = cv2.inpaint(frame, hole_left, self.inpaint_radius,
-                                        cv2.INPAINT_TELEA)
+                    frame = self._inpaint(frame, ys[missing], xs[missing])
                 # Only hole pixels change; everything else stays the input, bit for bit.
                 out[t][ys, xs] = frame[ys, xs]
             if progress:
                 progress(t + 1, n)
+        return out
+
+    def _inpaint(self, frame: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Telea inpainting of the pixels no frame showed. Telea's cost grows with the hole's
+        area, so large holes are inpainted at half resolution (they are smooth fills anyway)."""
+        h, w = frame.shape[:2]
+        hole = np.zeros((h, w), np.uint8)
+        hole[ys, xs] = 255
+        if len(ys) < 4000:
+            return cv2.inpaint(frame, hole, self.inpaint_radius, cv2.INPAINT_TELEA)
+        small = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        # any coverage counts as hole, so no half-covered pixel leaks object colour
+        small_hole = cv2.resize(hole, (w // 2, h // 2), interpolation=cv2.INTER_AREA) > 0
+        filled = cv2.inpaint(small, small_hole.astype(np.uint8) * 255,
+                             max(1, self.inpaint_radius // 2), cv2.INPAINT_TELEA)
+        up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+        out = frame.copy()
+        out[ys, xs] = up[ys, xs]
         return out
 
     def _consistent(self, flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:

@@ -1,0 +1,118 @@
+"""Model-space mapping: frame rules, padding and its removal, compositing back into the
+plate, and the decode/encode stages end to end with an identity engine."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from void_engine import io, stages
+from void_engine import quadmask as qm
+from void_engine.engines.base import FrameRules
+from void_engine.modelspace import (blend_alpha, composite_frame, first_occurrence,
+                                    pad_plan, padded_length, ping_pong, upscale_crop)
+
+VOID_RULES = FrameRules(temporal_multiple=4, odd_k=True, min_frames=85)
+
+
+def test_padded_lengths_follow_the_void_rules():
+    got = {n: padded_length(n, VOID_RULES) for n in (1, 46, 62, 85, 86, 100, 120, 160, 197)}
+    assert got == {1: 85, 46: 85, 62: 85, 85: 85, 86: 93, 100: 101, 120: 125, 160: 165,
+                   197: 197}
+    for t in got.values():
+        assert (t - 1) % 4 == 0 and ((t - 1) // 4) % 2 == 1  # even latent count
+    assert padded_length(7, FrameRules()) == 7
+
+
+def test_ping_pong_repeats_end_frames():
+    assert ping_pong(4, 11) == [0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2]
+    assert ping_pong(1, 3) == [0, 0, 0]
+
+
+def test_padding_is_dropped_on_the_way_out():
+    # The reference never removes its ping-pong padding (a 46-frame plate comes back as
+    # 85 frames); first_occurrence maps each plate frame to its model frame.
+    plan = pad_plan(46, VOID_RULES)
+    assert len(plan) == 85
+    assert first_occurrence(plan, 46) == list(range(46))
+    with pytest.raises(ValueError):
+        first_occurrence([0, 1, 1], 3)
+
+
+def test_composite_keeps_plate_pixels_outside_region_exactly():
+    rng = np.random.default_rng(1)
+    plate = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    mask = np.full((200, 300), qm.KEEP, np.uint8)
+    mask[80:120, 100:150] = qm.REMOVE
+    result = np.zeros((48, 72, 3), np.uint8)
+    out = composite_frame(plate.copy(), mask, result, dilate_px=4, feather_px=6)
+    alpha = blend_alpha(mask != qm.KEEP, 4, 6)
+    assert np.array_equal(out[alpha == 0], plate[alpha == 0])
+    assert (out[85:115, 105:145] == 0).all()  # inside: the result
+    ramp = alpha[100, 150:165]
+    assert (np.diff(ramp) <= 0).all() and ramp[0] == 1 and ramp[-1] == 0
+    untouched = composite_frame(plate.copy(), np.full_like(mask, qm.KEEP), result)
+    assert np.array_equal(untouched, plate)
+
+
+def test_composite_16bit_plate_scales_result():
+    plate = np.full((64, 64, 3), 1000, np.uint16)
+    mask = np.full((64, 64), qm.KEEP, np.uint8)
+    mask[20:40, 20:40] = qm.REMOVE
+    out = composite_frame(plate.copy(), mask, np.full((16, 16, 3), 255, np.uint8),
+                          dilate_px=0, feather_px=0)
+    assert out.dtype == np.uint16 and out[30, 30, 0] == 65535 and out[0, 0, 0] == 1000
+
+
+def test_upscale_crop_matches_full_resize():
+    import cv2
+
+    small = np.random.default_rng(2).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    full = cv2.resize(small, (160, 96), interpolation=cv2.INTER_LINEAR)
+    crop = upscale_crop(small, (96, 160), slice(10, 50), slice(20, 90), "linear")
+    assert np.abs(crop.astype(int) - full[10:50, 20:90]).max() <= 1
+
+
+def _identity_round_trip(tmp_path, plate, mask, codec, **kw):
+    dec = stages.decode_shot(plate, mask, tmp_path / "work", shot_id="s", **kw)
+    enc = stages.encode_shot(dec, dec.clip_path, tmp_path / "out", codec=codec, review=False)
+    return dec, enc
+
+
+def test_decode_encode_identity_keeps_odd_fps_size_and_frames(tmp_path):
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (90, 130, 3), dtype=np.uint8) for _ in range(9)]
+    fps = Fraction(24000, 1001)
+    plate = str(tmp_path / "plate.mkv")
+    with io.open_writer(plate, "ffv1", fps=fps, size=(90, 130)) as w:
+        for f in frames:
+            w.write(f)
+    masks = [np.full((90, 130), qm.KEEP, np.uint8) for _ in frames]
+    masks[4][30:60, 40:80] = qm.REMOVE
+    mask = qm.write_quadmask(str(tmp_path / "mask.mkv"), masks, fps=fps)
+    dec, enc = _identity_round_trip(tmp_path, plate, mask, "ffv1", frame_range=(2, 7),
+                                    model_size=(48, 64), frame_rules=VOID_RULES)
+    assert dec.mapping.num_frames == 6 and len(dec.mapping.frame_indices) == 85
+    assert np.load(dec.clip_path).shape == (85, 48, 64, 3)
+    assert dec.mask_histogram[qm.REMOVE] == 30 * 40
+    again = stages.DecodedShot.from_json(tmp_path / "work" / "decoded.json")
+    assert again == dec
+    out = io.probe(enc.result_uri)
+    assert (out.frames, out.fps, out.size) == (6, fps, (90, 130))
+    assert enc.fps_rational == "24000/1001"
+    back = list(io.read_frames(out))
+    for j, b in enumerate(back):  # frames without a mask are the plate, bit for bit
+        if j + 2 != 4:
+            assert np.array_equal(b, frames[j + 2])
+    matte = list(qm.read_quadmask(enc.matte_uri))
+    assert len(matte) == 6 and np.array_equal(matte[2], masks[4])
+
+
+def test_mask_covering_only_the_range_is_accepted(tmp_path, samples_dir):
+    plate = str(samples_dir / "BigBen" / "input_video.mp4")
+    full = list(qm.read_quadmask(str(samples_dir / "BigBen" / "trimask_quadmask.mp4"),
+                                 first=10, count=5))
+    mask = qm.write_quadmask(str(tmp_path / "range.mkv"), full, fps=12)
+    dec = stages.decode_shot(plate, mask, tmp_path / "w", shot_id="b", frame_range=(10, 14))
+    assert dec.mask_first_frame == 0 and dec.mapping.num_frames == 5
