@@ -24,8 +24,9 @@ from void_engine.masks.grid import Grid
 class FallbackParams:
     ring_frac: float = 0.03  # contact ring width, fraction of the short side
     near_frac: float = 0.25  # how far from the object motion still counts
-    motion_px: float = 0.75  # flow magnitude (analysis pixels/frame) that counts as moving
-    min_blob_frac: float = 0.0005  # ignore moving specks smaller than this (of frame area)
+    motion_px: float = 2.0  # flow magnitude (analysis pixels/frame) that counts as moving
+    min_blob_frac: float = 0.003  # ignore moving specks smaller than this (of frame area)
+    fb_max_px: float = 1.0  # forward-backward flow disagreement above this = unreliable
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -54,9 +55,13 @@ def fallback_cells(frames: np.ndarray, obj: np.ndarray, grid: Grid,
         cells[t] |= c
         if t == 0:
             continue
-        f = flow.dis_flow(frames[t - 1], frames[t])
-        f = f - np.median(f.reshape(-1, 2), axis=0)  # camera motion
-        moving = np.linalg.norm(f, axis=-1) > params.motion_px
+        fwd = flow.dis_flow(frames[t - 1], frames[t])
+        bwd = flow.dis_flow(frames[t], frames[t - 1])
+        # DIS smears motion into the background an object uncovers; such flow disagrees with
+        # the backward flow, so only forward-backward consistent motion counts
+        consistent = flow.forward_backward_error(fwd, bwd) <= params.fb_max_px
+        f = fwd - np.median(fwd.reshape(-1, 2), axis=0)  # camera motion
+        moving = (np.linalg.norm(f, axis=-1) > params.motion_px) & consistent
         # the object's own motion (both positions, with a margin for flow blur) is not an effect
         own = cv2.dilate((obj[t] | obj[t - 1]).astype(np.uint8), margin_k).astype(bool)
         near = cv2.dilate(o, near_k).astype(bool)
@@ -64,6 +69,8 @@ def fallback_cells(frames: np.ndarray, obj: np.ndarray, grid: Grid,
         cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
         keep = np.isin(labels, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_blob])
+        # the leading edge of a moving thing is an occlusion (no consistent flow): grow back
+        keep = cv2.dilate(keep.astype(np.uint8), margin_k).astype(bool) & near
         m = grid.cells_touched(keep)
         motion_n += int((m & ~cells[t]).sum())
         cells[t] |= m
