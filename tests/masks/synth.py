@@ -66,3 +66,30 @@ def write_video(path: str, frames: np.ndarray, fps: int = 12) -> str:
 def black_from(obj: np.ndarray) -> np.ndarray:
     """(T, H, W) bool object -> black-mask grey frames (0 object, 255 background)."""
     return np.where(obj, 0, 255).astype(np.uint8)
+
+
+def gate_clip(kind: str, t: int = 12, h: int = 96, w: int = 160, speed: int = 4):
+    """A pass-1-like result and its quadmask: a textured object moving right over a textured
+    plate. kind "rigid": it keeps its shape and texture; "shape": its outline changes every
+    frame; "morph": outline and texture change every frame. Returns (video, masks)."""
+    bg = texture(h, w, 1)
+    tint = np.array([120, 20, 20], np.uint8)
+    obj_tex = texture(h, w, 7) // 2 + tint
+    video = np.empty((t, h, w, 3), np.uint8)
+    masks = np.empty((t, h, w), np.uint8)
+    for i in range(t):
+        m = np.zeros((h, w), np.uint8)
+        cx, cy = 40 + speed * i, h // 2
+        if kind == "rigid":
+            cv2.circle(m, (cx, cy), 16, 1, -1)
+        else:
+            r = 16 + 6 * np.sin(i * 1.3)
+            cv2.ellipse(m, (cx, cy), (int(r), int(32 - r) + 8), 30 * i, 0, 360, 1, -1)
+        tex = (texture(h, w, 100 + i) // 2 + tint) if kind == "morph" else np.roll(
+            obj_tex, speed * i, axis=1)
+        f = bg.copy()
+        f[m.astype(bool)] = tex[m.astype(bool)]
+        video[i] = f
+        grown = cv2.dilate(m, np.ones((9, 9), np.uint8)).astype(bool)
+        masks[i] = np.where(grown, 127, 255)
+    return video, masks
