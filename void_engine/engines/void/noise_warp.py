@@ -61,17 +61,25 @@ def _gather_shift(x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor) -> torch.
     return out * valid.to(x.dtype)
 
 
-def _scatter_add(x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
-    """out[:, y + sy, x + sx] += x[:, y, x] for integer shifts; out-of-frame targets dropped."""
-    c, h, w = x.shape
-    gx, gy = _grid(h, w, sx).long()
-    tx, ty = gx + sx.long(), gy + sy.long()
-    valid = ((tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)).view(-1)
-    idx = (ty * w + tx).view(-1)[valid]
-    src = x.reshape(c, -1).t()[valid]
-    out = torch.zeros(h * w, c, dtype=x.dtype, device=x.device)
-    out.index_add_(0, idx, src)
-    return out.t().reshape(c, h, w)
+class _Splat:
+    """out[:, y + sy, x + sx] += x[:, y, x] for fixed integer shifts; out-of-frame targets
+    dropped. The targets are computed once per warp and reused for every splat of that warp
+    (index_add_ sums each target in source-pixel order, so grouping channels changes nothing)."""
+
+    def __init__(self, sx: torch.Tensor, sy: torch.Tensor):
+        h, w = sx.shape
+        gx, gy = _grid(h, w, sx).long()
+        tx, ty = gx + sx.long(), gy + sy.long()
+        self.valid = ((tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)).view(-1)
+        self.idx = (ty * w + tx).view(-1)[self.valid]
+        self.h, self.w = h, w
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[0]
+        src = x.reshape(c, -1).t()[self.valid]
+        out = torch.zeros(self.h * self.w, c, dtype=x.dtype, device=x.device)
+        out.index_add_(0, self.idx, src)
+        return out.t().reshape(c, self.h, self.w)
 
 
 def regaussianize(noise: torch.Tensor, generator: torch.Generator | None = None):
@@ -113,8 +121,8 @@ def warp_state(state: torch.Tensor, flow: torch.Tensor,
     shift = shrink[:2].round()
     shrink[:2] = 0  # sub-pixel offsets are not carried in this mode ("none")
 
-    reached = _scatter_add(torch.ones(1, h, w, dtype=state.dtype, device=state.device),
-                           shift[0], shift[1]) > 0
+    splat = _Splat(shift[0], shift[1])
+    reached = splat(torch.ones(1, h, w, dtype=state.dtype, device=state.device)) > 0
     expand = torch.where(reached, init, expand)
 
     # 3.-4. Re-Gaussianize both halves together, share the weights over each group.
@@ -124,11 +132,11 @@ def warp_state(state: torch.Tensor, flow: torch.Tensor,
     shrink, expand = both.chunk(2, dim=2)
 
     weight = shrink[W][None]
+    sums = splat(torch.cat([weight, shrink[:2] * weight, shrink[3:] * weight, weight ** 2]))
     out_shrink = torch.empty_like(shrink)
-    out_shrink[W] = _scatter_add(weight, shift[0], shift[1])[0]
-    out_shrink[:2] = _scatter_add(shrink[:2] * weight, shift[0], shift[1]) / out_shrink[W][None]
-    out_shrink[3:] = (_scatter_add(shrink[3:] * weight, shift[0], shift[1])
-                      / _scatter_add(weight ** 2, shift[0], shift[1]).sqrt())
+    out_shrink[W] = sums[0]
+    out_shrink[:2] = sums[1:3] / sums[:1]
+    out_shrink[3:] = sums[3:-1] / sums[-1:].sqrt()
 
     # 5. Choose, renormalise the weights.
     out = torch.where(reached, out_shrink, expand)
