@@ -55,6 +55,7 @@ class Sam2Config:
                    device=env.get("VOID_SAM2_DEVICE", cls.device))
 
 
+RANDOM_WEIGHTS_SEED = 0
 _PREDICTORS: dict[tuple, object] = {}
 _LOCK = threading.Lock()
 
@@ -81,9 +82,13 @@ def load_predictor(config: Sam2Config):
         if config.random_weights:
             log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
         try:
-            predictor = build_sam2_video_predictor(
-                config.model_config, ckpt_path=config.checkpoint, device=device,
-                hydra_overrides_extra=overrides)
+            # random weights are seeded so test runs are reproducible (without touching the
+            # caller's RNG state)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_WEIGHTS_SEED)
+                predictor = build_sam2_video_predictor(
+                    config.model_config, ckpt_path=config.checkpoint, device=device,
+                    hydra_overrides_extra=overrides)
         except (RuntimeError, KeyError) as exc:
             raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
                                  f"{config.model_config}: {exc}") from exc
