@@ -82,20 +82,29 @@ def load_raft_large(weights_path, device="cpu"):
 def raft_flow(a: np.ndarray, b: np.ndarray, model, num_updates: int = 12) -> np.ndarray:
     """RAFT flow from RGB uint8 frame a to frame b, (H, W, 2) float32 (dx, dy).
 
-    RAFT needs sides divisible by 8: frames are edge-padded and the flow cropped back.
+    RAFT needs sides divisible by 8 (frames are edge-padded, the flow cropped back) and feature
+    maps of at least 16 px, i.e. frames of 128 px: smaller frames are upsampled for RAFT and the
+    flow is brought back to their size.
     """
     import torch
     import torch.nn.functional as F
 
     h, w = a.shape[:2]
-    ph, pw = (-h) % 8, (-w) % 8
+    scale = max(1.0, 128.0 / min(h, w))
+    sh, sw = int(np.ceil(h * scale)), int(np.ceil(w * scale))
+    ph, pw = (-sh) % 8, (-sw) % 8
     dev = next(model.parameters()).device
 
     def prep(x):
         t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
         t = t / 127.5 - 1.0
+        if (sh, sw) != (h, w):
+            t = F.interpolate(t, size=(sh, sw), mode="bilinear", align_corners=False)
         return F.pad(t, (0, pw, 0, ph), mode="replicate").to(dev)
 
     with torch.no_grad():
-        flow = model(prep(a), prep(b), num_flow_updates=num_updates)[-1]
-    return flow[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+        flow = model(prep(a), prep(b), num_flow_updates=num_updates)[-1][:, :, :sh, :sw]
+        if (sh, sw) != (h, w):
+            flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+            flow = flow * torch.tensor([w / sw, h / sh], device=flow.device).view(1, 2, 1, 1)
+    return flow[0].permute(1, 2, 0).float().cpu().numpy()
