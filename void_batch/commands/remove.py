@@ -37,6 +37,10 @@ def register(subparsers) -> None:
                    f"{DEFAULT_MODEL_SIZE[0]}x{DEFAULT_MODEL_SIZE[1]} or the engine's own)")
     p.add_argument("--weights", help="weights folder (engines that take weights)")
     p.add_argument("--passes", choices=("1", "2"), default="1")
+    p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine constructor option, repeatable (void: memory_mode=fp8, "
+                   "dtype=bf16, window_frames=85, noise_mode=aligned, pass2_mask=trimask, "
+                   "raft_weights=PATH, base=DIR, uint8=truncate)")
     p.add_argument("--shot-id", help="name used in messages and output names")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--fps", type=float, help="frame rate of an image-sequence plate "
@@ -105,10 +109,26 @@ def default_prompt(video: str) -> str:
     return ""
 
 
-def _make_engine(name: str, weights: str | None, model_size: tuple[int, int] | None):
+def parse_engine_opts(items: list[str]) -> dict:
+    """KEY=VALUE pairs; VALUE is read as JSON when it parses (numbers, true/false), else text."""
+    opts = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--engine-opt {item!r} is not KEY=VALUE")
+        try:
+            opts[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key.strip()] = value
+    return opts
+
+
+def _make_engine(name: str, weights: str | None, model_size: tuple[int, int] | None,
+                 options: dict | None = None):
     from void_engine.engines.base import create_engine
 
     kwargs = {"weights": weights} if weights else {}
+    kwargs.update(options or {})
     if model_size is not None:
         try:  # engines that work at a configurable size take it; others just get the clip
             return create_engine(name, **kwargs, model_size=model_size)
@@ -152,7 +172,8 @@ def remove(args: argparse.Namespace):
     shot_id = args.shot_id or _shot_name(video)
     prompt = args.prompt if args.prompt is not None else default_prompt(video)
 
-    engine = _make_engine(args.engine, args.weights, model_size)
+    engine = _make_engine(args.engine, args.weights, model_size,
+                          parse_engine_opts(args.engine_opt))
     if args.passes == "2" and not engine.supports_pass2:
         raise InputError(f"engine {engine.name!r} has no pass 2 (use --passes 1)")
     size = model_size or engine.model_size or DEFAULT_MODEL_SIZE
