@@ -41,6 +41,7 @@ class ScriptedVLM:
     def play(self, *steps: tuple) -> "ScriptedVLM":
         self.script = list(steps)
         self.requests.clear()
+        self.headers.clear()
         return self
 
     def close(self) -> None:

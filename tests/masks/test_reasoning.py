@@ -210,3 +210,20 @@ def test_api_key_is_sent_but_never_logged(push, grid, vlm_server, tmp_path, monk
     sent = {k.lower(): v for k, v in vlm_server.headers[0].items()}
     assert sent["authorization"] == "Bearer sk-very-secret-123"
     assert "sk-very-secret-123" not in caplog.text + json.dumps(r.details) + (r.error or "")
+
+
+@pytest.mark.slow  # a second tiny-SAM2 propagation (~30 s on a busy 2-core box)
+def test_vlm_boxes_are_segmented_with_sam2(push, grid, vlm_server, tmp_path):
+    """With a SAM2 config, the VLM's boxes also prompt SAM2 (tiny RANDOM weights here: the
+    masks mean nothing; this checks the wiring and that grey stays grid-aligned)."""
+    from conftest import TINY_SAM2
+
+    ans = good_answer(push["clip"], grid, boxes=[{"frame": 9, "box": [0.45, 0.4, 0.6, 0.6]}])
+    vlm_server.play(("answer", json.dumps(ans)))
+    r = run(push, tmp_path, cfg(vlm_server), sam2=TINY_SAM2)
+    assert r.path == "vlm" and "sam2_cells" in r.details["vlm"]
+    q = read(r.quadmask_uri)
+    h, w = q.shape[1:]
+    for t in range(1, len(q)):  # every grey pixel's cell is entirely grey (grid-aligned)
+        aff = quadmask.affected_region(q[t])
+        assert np.array_equal(grid.rasterize(grid.cells_touched(aff), h, w), aff)

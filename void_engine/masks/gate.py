@@ -22,6 +22,9 @@ import numpy as np
 
 from void_engine import flow, quadmask
 
+# part of the stage cache key (tasks read it): bump when the score for the same input changes
+__version__ = "warp-error-1"
+
 # Calibrated on synthetic clips (tests/masks/test_gate.py): a rigid textured object moving
 # 2-6 px/frame scores 3-4.7; one whose outline (or outline and texture) changes 7.3-10.5.
 DEFAULT_THRESHOLD = float(os.environ.get("VOID_GATE_THRESHOLD", "6.0"))

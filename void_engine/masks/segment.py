@@ -27,6 +27,9 @@ from void_engine.stages import resolve_range
 
 log = logging.getLogger(__name__)
 
+# part of the stage cache key (tasks read it): bump when the output for the same input changes
+__version__ = "sam2-seg-1"
+
 
 @dataclass(frozen=True)
 class Sam2Config:
