@@ -113,3 +113,14 @@ def test_public_config_has_no_secret(monkeypatch):
     cfg = VlmConfig(backend="gemini", api_key_env="GEMINI_API_KEY")
     assert cfg.api_key() == "AIza-secret-key"
     assert "AIza-secret-key" not in json.dumps(cfg.public())
+
+
+def test_vlm_config_from_env(monkeypatch):
+    for k in ("VOID_VLM_URL", "VOID_VLM_BACKEND", "VOID_VLM_MODEL", "VOID_VLM_CACHE"):
+        monkeypatch.delenv(k, raising=False)
+    assert VlmConfig.from_env() is None  # no VLM configured: the fallback path
+    monkeypatch.setenv("VOID_VLM_URL", "http://vlm:8000/v1")
+    monkeypatch.setenv("VOID_VLM_MODEL", "Qwen/Qwen2.5-VL-72B-Instruct")
+    c = VlmConfig.from_env()
+    assert (c.backend, c.base_url, c.model) == ("openai", "http://vlm:8000/v1",
+                                                "Qwen/Qwen2.5-VL-72B-Instruct")

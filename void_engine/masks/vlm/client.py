@@ -44,6 +44,22 @@ class VlmConfig:
     cache_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_env(cls) -> "VlmConfig | None":
+        """The workers' VLM from VOID_VLM_URL / VOID_VLM_MODEL / VOID_VLM_BACKEND /
+        VOID_VLM_CACHE, or None (= deterministic fallback) when none is configured."""
+        env = os.environ
+        backend = env.get("VOID_VLM_BACKEND", "openai")
+        if not env.get("VOID_VLM_URL") and backend != "gemini":
+            return None
+        kw = {"backend": backend, "base_url": env.get("VOID_VLM_URL") or None,
+              "cache_dir": env.get("VOID_VLM_CACHE") or None}
+        if env.get("VOID_VLM_MODEL"):
+            kw["model"] = env["VOID_VLM_MODEL"]
+        if backend == "gemini":
+            kw["api_key_env"] = "GEMINI_API_KEY"
+        return cls(**kw)
+
     def api_key(self) -> str | None:
         names = [self.api_key_env]
         names += ["GEMINI_API_KEY", "GOOGLE_API_KEY"] if self.backend == "gemini" else [
