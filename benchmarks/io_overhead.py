@@ -65,14 +65,13 @@ class PeakRSS:
         self._thread.join()
 
 
-def ffmpeg_args(codec: str, depth: int) -> list[str]:
-    """The encoder settings VideoWriter uses, for a like-for-like transcode."""
-    from void_engine.io.video import VideoWriter
+def ffmpeg_args(codec: str, depth: int, size: tuple[int, int]) -> list[str]:
+    """The encoder settings VideoWriter uses (io.codec_args), for a like-for-like transcode."""
+    import numpy as np
 
-    w = VideoWriter.__new__(VideoWriter)
-    w.channels, w.dtype = 3, (__import__("numpy").uint8 if depth == 8 else
-                              __import__("numpy").uint16)
-    return w._codec_args(codec, 2, 2, 16)
+    from void_engine.io import codec_args
+
+    return codec_args(codec, w=size[1], h=size[0], dtype=np.uint8 if depth == 8 else np.uint16)
 
 
 def main() -> int:
@@ -100,7 +99,8 @@ def main() -> int:
         pipeline = t2 - t0
         out = tmp / ("plain" + CODECS[args.codec]["ext"])
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", plate, "-map", "0:v:0",
-               "-map", "0:a?", "-c:a", "copy", *ffmpeg_args(args.codec, info.depth), str(out)]
+               "-map", "0:a?", "-c:a", "copy", *ffmpeg_args(args.codec, info.depth, info.size),
+               str(out)]
         t3 = time.perf_counter()
         subprocess.run(cmd, check=True)
         plain = time.perf_counter() - t3

@@ -8,6 +8,9 @@ region only: outside it (dilated + feathered) every output pixel is the plate's 
 """
 from __future__ import annotations
 
+import os
+from fractions import Fraction
+
 import cv2
 import numpy as np
 
@@ -77,27 +80,79 @@ def blend_alpha(change: np.ndarray, dilate_px: int, feather_px: int) -> np.ndarr
         np.float32)
 
 
-def _bbox(change: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    rows = np.flatnonzero(change.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(change[rows[0]:rows[-1] + 1].any(axis=0))
-    h, w = change.shape
-    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
-            slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
+def change_box(change: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight (y0, y1, x0, x1) box of the True/nonzero pixels of `change`, or None."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(change, dtype=np.uint8))
+    return None if w == 0 or h == 0 else (y, y + h, x, x + w)
+
+
+def _grow(box: tuple[int, int, int, int], margin: int,
+          size: tuple[int, int]) -> tuple[slice, slice]:
+    y0, y1, x0, x1 = box
+    return (slice(max(0, y0 - margin), min(size[0], y1 + margin)),
+            slice(max(0, x0 - margin), min(size[1], x1 + margin)))
+
+
+def _aligned_span(small: int, plate: int, a: int, b: int, pad: int) -> tuple[int, int, int, int]:
+    """Source span [s0, s1) and plate span [d0, d1) covering plate pixels [a, b) such that
+    resizing the source span to the plate span maps pixels exactly as resizing the whole
+    axis does (spans start on a common grid point), with `pad` source pixels of context."""
+    ratio = Fraction(plate, small)
+    step_d, step_s = ratio.numerator, ratio.denominator  # plate / source pixels per grid cell
+    blocks = -(-pad // step_s)
+    s0 = max(0, (a // step_d - blocks) * step_s)
+    s1 = min(small, (-(-b // step_d) + blocks) * step_s)
+    return s0, s1, s0 // step_s * step_d, -(-s1 // step_s) * step_d if s1 < small else plate
 
 
 def upscale_crop(small: np.ndarray, plate_size: tuple[int, int], ys: slice, xs: slice,
                  method: str = "lanczos") -> np.ndarray:
-    """The (ys, xs) crop of `small` resized to plate_size, computed for the crop only (same
-    pixel-centre mapping as cv2.resize), so a small region of a 4K plate costs little."""
+    """The (ys, xs) crop of `small` resized to plate_size, computed for the crop only.
+
+    cv2.resize of a source window whose edges sit on the grid where source and plate pixel
+    edges coincide gives the full resize's pixels (to within 1 level of rounding) at a
+    fraction of its cost; 4 source pixels of context cover the widest (Lanczos) kernel."""
     sh, sw = small.shape[:2]
     ph, pw = plate_size
-    x = (np.arange(xs.start, xs.stop, dtype=np.float32) + 0.5) * (sw / pw) - 0.5
-    y = (np.arange(ys.start, ys.stop, dtype=np.float32) + 0.5) * (sh / ph) - 0.5
-    map_x = np.ascontiguousarray(np.broadcast_to(x[None, :], (y.size, x.size)))
-    map_y = np.ascontiguousarray(np.broadcast_to(y[:, None], (y.size, x.size)))
-    return cv2.remap(small, map_x, map_y, _INTERP[method], borderMode=cv2.BORDER_REPLICATE)
+    if method == "nearest":  # cv2.resize's own index rule, which no window reproduces
+        iy = np.minimum(np.floor(np.arange(ys.start, ys.stop) * (1.0 / (ph / sh))), sh - 1)
+        ix = np.minimum(np.floor(np.arange(xs.start, xs.stop) * (1.0 / (pw / sw))), sw - 1)
+        return small[iy.astype(np.intp)[:, None], ix.astype(np.intp)[None, :]]
+    sy0, sy1, dy0, dy1 = _aligned_span(sh, ph, ys.start, ys.stop, 4)
+    sx0, sx1, dx0, dx1 = _aligned_span(sw, pw, xs.start, xs.stop, 4)
+    big = cv2.resize(np.ascontiguousarray(small[sy0:sy1, sx0:sx1]), (dx1 - dx0, dy1 - dy0),
+                     interpolation=_INTERP[method])
+    return big[ys.start - dy0:ys.stop - dy0, xs.start - dx0:xs.stop - dx0]
+
+
+def region_blend(plate_size: tuple[int, int], box: tuple[int, int, int, int],
+                 change: np.ndarray, result_small: np.ndarray, *, dilate_px: int = 8,
+                 feather_px: int = 8, upscale: str = "lanczos"):
+    """What compositing needs for one frame: (ys, xs, alpha, result) over the change box
+    grown by the blend margin. change is the boolean change map inside `box` (y0, y1, x0,
+    x1); alpha is float32 (0 = plate, 1 = result), result the upscaled uint8 model output."""
+    margin = dilate_px + feather_px + 2
+    ys, xs = _grow(box, margin, plate_size)
+    grown = np.zeros((ys.stop - ys.start, xs.stop - xs.start), bool)
+    y0, y1, x0, x1 = box
+    grown[y0 - ys.start:y1 - ys.start, x0 - xs.start:x1 - xs.start] = change
+    alpha = blend_alpha(grown, dilate_px, feather_px)
+    return ys, xs, alpha, upscale_crop(result_small, plate_size, ys, xs, upscale)
+
+
+def blend_into(plate: np.ndarray, ys: slice, xs: slice, alpha: np.ndarray,
+               res: np.ndarray) -> None:
+    """plate[ys, xs] = plate + alpha * (res - plate), in place, touching only alpha > 0."""
+    crop = plate[ys, xs]
+    inside = alpha > 0
+    if plate.dtype == np.uint8:  # one fused, threaded OpenCV pass (rounded, saturated)
+        blended = cv2.blendLinear(np.ascontiguousarray(crop), res, 1.0 - alpha, alpha)
+    else:
+        r = res.astype(np.float32)
+        r *= scale_of(plate.dtype) / 255.0
+        base = crop.astype(np.float32)
+        blended = from_float(base + alpha[..., None] * (r - base), plate.dtype)
+    np.copyto(crop, blended, where=inside[..., None])
 
 
 def composite_frame(plate: np.ndarray, mask: np.ndarray, result_small: np.ndarray, *,
@@ -110,18 +165,108 @@ def composite_frame(plate: np.ndarray, mask: np.ndarray, result_small: np.ndarra
     box only; every pixel outside the dilated + feathered region is the plate's, bit for bit.
     """
     change = mask != KEEP
-    margin = dilate_px + feather_px + 2
-    box = _bbox(change, margin)
     out = plate if plate.flags.writeable else plate.copy()
-    if box is None:
-        return out
-    ys, xs = box
-    alpha = blend_alpha(change[ys, xs], dilate_px, feather_px)[..., None]
-    res = upscale_crop(result_small, plate.shape[:2], ys, xs, upscale).astype(np.float32)
-    if plate.dtype != np.uint8:
-        res *= scale_of(plate.dtype) / 255.0
-    base = out[ys, xs].astype(np.float32)
-    blended = from_float(base + alpha * (res - base), plate.dtype)
-    inside = alpha[..., 0] > 0
-    out[ys, xs][inside] = blended[inside]
+    box = change_box(change)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        composite_region(out, box, change[y0:y1, x0:x1], result_small, dilate_px=dilate_px,
+                         feather_px=feather_px, upscale=upscale)
     return out
+
+
+def composite_region(plate: np.ndarray, box, change: np.ndarray, result_small: np.ndarray,
+                     **blend) -> np.ndarray:
+    """composite_frame from a stored change box + map (see ChangeRegions), in place."""
+    ys, xs, alpha, res = region_blend(plate.shape[:2], box, change, result_small, **blend)
+    blend_into(plate, ys, xs, alpha, res)
+    return plate
+
+
+class ChangeRegionWriter:
+    """Streams, per plate frame, the change region's tight box and its boolean map (packed
+    bits) into one .npz, so encode_shot can composite without decoding the 4K mask again.
+    Written to a temp name; close() renames it into place."""
+
+    def __init__(self, path: str, plate_size: tuple[int, int]):
+        import tempfile
+        import zipfile
+
+        self.path, self.plate_size = str(path), tuple(plate_size)
+        fd, self.tmp = tempfile.mkstemp(prefix=".regions.", suffix=".npz",
+                                        dir=os.path.dirname(self.path) or ".")
+        os.close(fd)
+        self._zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+        self.boxes: list[tuple[int, int, int, int]] = []
+
+    def add(self, change: np.ndarray) -> None:
+        box = change_box(change)
+        self.boxes.append(box or (0, 0, 0, 0))
+        if box is not None:
+            y0, y1, x0, x1 = box
+            self._put(f"f{len(self.boxes) - 1}", np.packbits(change[y0:y1, x0:x1]))
+
+    def _put(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(name + ".npy", "w") as f:
+            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+    def close(self) -> str:
+        self._put("boxes", np.asarray(self.boxes, np.int32).reshape(-1, 4))
+        self._put("plate_size", np.asarray(self.plate_size, np.int32))
+        self._zip.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._zip.close()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+
+class ChangeRegions:
+    """Reader of a ChangeRegionWriter file: regions[i] -> (box, bool map) or None."""
+
+    def __init__(self, path: str):
+        self._npz = np.load(path)
+        self.boxes = self._npz["boxes"]
+        self.plate_size = tuple(int(v) for v in self._npz["plate_size"])
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, i: int):
+        y0, y1, x0, x1 = (int(v) for v in self.boxes[i])
+        if y1 <= y0:
+            return None
+        bits = np.unpackbits(self._npz[f"f{i}"], count=(y1 - y0) * (x1 - x0))
+        return (y0, y1, x0, x1), bits.reshape(y1 - y0, x1 - x0).view(bool)
+
+    def union(self, margin: int) -> tuple[slice, slice] | None:
+        """Smallest (ys, xs) holding every frame's box grown by `margin`."""
+        live = self.boxes[self.boxes[:, 1] > self.boxes[:, 0]]
+        if not len(live):
+            return None
+        box = (int(live[:, 0].min()), int(live[:, 1].max()), int(live[:, 2].min()),
+               int(live[:, 3].max()))
+        return _grow(box, margin, self.plate_size)
+
+    def close(self) -> None:
+        self._npz.close()
+
+
+def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
+                    size: tuple[int, int], **blend):
+    """Per plate frame, the RGBA patch (size, at plate position origin=(y, x)) that an
+    encoder blends onto the plate (io.PlateOverlay): the upscaled result with alpha =
+    round(255 * blend alpha), alpha 0 outside the frame's region. `results[j]` is frame j's
+    model-space result. The same array is reused: write it before asking for the next."""
+    patch = np.zeros((*size, 4), np.uint8)
+    oy, ox = origin
+    for j in range(len(regions)):
+        patch[..., 3] = 0
+        region = regions[j]
+        if region is not None:
+            ys, xs, alpha, res = region_blend(regions.plate_size, *region, results[j], **blend)
+            py, px = slice(ys.start - oy, ys.stop - oy), slice(xs.start - ox, xs.stop - ox)
+            patch[py, px, :3] = res
+            patch[py, px, 3] = cv2.convertScaleAbs(alpha, alpha=255.0)
+        yield patch

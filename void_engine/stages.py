@@ -52,6 +52,14 @@ class DecodedShot:
     mask_histogram: dict[int, int] = field(default_factory=dict)  # at plate resolution
     mask_first_frame: int = 0  # first quadmask frame used (the mask may cover only the range)
     plate_depth: int = 8  # 8/16 (integer) or 32 (float EXR): the dtype plate frames decode to
+    # Files beside mask_path (names, so the record survives its folder being moved); empty in
+    # records from before they existed, and then encode_shot decodes the quadmask again.
+    regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
+    matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
+
+    def beside(self, name: str) -> str:
+        """Path of a file decode_shot wrote next to mask_path."""
+        return os.path.join(os.path.dirname(self.mask_path), name)
 
     def to_json(self, path: str | Path) -> str:
         return _write_json(path, dataclasses.asdict(self))
@@ -115,9 +123,8 @@ def decode_shot(plate_uri: str, quadmask_uri: str, workdir: str | Path, *, shot_
 
 def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_size,
                  frame_rules, fps, progress) -> DecodedShot:
-    from void_engine.io import local_input, probe, read_frames
-    from void_engine.modelspace import pad_plan, resize_mask
-    from void_engine.quadmask import KEEP, VALUES, read_quadmask
+    from void_engine.io import local_input, probe
+    from void_engine.modelspace import pad_plan
 
     workdir.mkdir(parents=True, exist_ok=True)
     mh, mw = model_size
@@ -127,30 +134,16 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
         first, n = resolve_range(frame_range, plate.frames)
         minfo = probe(mask_path, what="quadmask")
         mask_first, mask_size = _align_mask(minfo, plate, first, n)
-        # The mask first: it is cheaper to decode and most bad input is a bad mask.
-        masks = np.empty((n, mh, mw), np.uint8)
-        counts = np.zeros(256, np.int64)
-        got = 0
-        for i, m in enumerate(read_quadmask(mask_path, first=mask_first, count=n,
-                                            size=mask_size)):
-            counts += np.bincount(m.ravel(), minlength=256)
-            masks[i] = resize_mask(m, model_size)
-            got = i + 1
-            if progress:
-                progress(i + 1, 2 * n)
-        if got != n:
-            raise InputError(f"quadmask {quadmask_uri} decoded {got} of {n} frames "
-                             "(truncated or corrupt)")
-        if counts[KEEP] == counts.sum():
-            raise InputError("quadmask is empty: no pixel is marked for removal (all 255)")
         clip = np.empty((n, mh, mw, 3), np.uint8)
-        got = 0
-        for i, frame in enumerate(read_frames(plate, first=first, count=n, size=model_size,
-                                              uint8=True)):
-            clip[i] = frame
-            got = i + 1
-            if progress:
-                progress(n + i + 1, 2 * n)
+        # The plate decodes (small, scaled in ffmpeg) in a thread while the mask pass runs;
+        # its errors are raised after the mask's: most bad input is a bad mask.
+        with _PlateToModelSpace(plate, first, n, model_size, clip) as plate_job:
+            both = progress and (lambda i, total: progress(i + plate_job.got, total))
+            masks, counts = _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size,
+                                       model_size, workdir, both)
+            got = plate_job.wait()
+        if progress:
+            progress(2 * n, 2 * n)
         if got != n:
             raise InputError(f"plate {plate_uri} decoded {got} of {n} frames "
                              "(truncated or corrupt)")
@@ -162,11 +155,108 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
                             plate_fps_rational=f"{plate.fps.numerator}/{plate.fps.denominator}")
     decoded = DecodedShot(shot_id=shot_id, plate_uri=str(plate_uri),
                           quadmask_uri=str(quadmask_uri), clip_path=clip_path,
-                          mask_path=mask_path_out, mapping=mapping,
-                          mask_histogram={v: int(counts[v]) for v in VALUES},
-                          mask_first_frame=mask_first, plate_depth=plate.depth)
+                          mask_path=mask_path_out, mapping=mapping, mask_histogram=counts,
+                          mask_first_frame=mask_first, plate_depth=plate.depth,
+                          regions_file=_REGIONS, matte_file=_MATTE)
     decoded.to_json(workdir / "decoded.json")
     return decoded
+
+
+_REGIONS, _MATTE = "regions.npz", "matte.mkv"
+
+
+class _PlateToModelSpace:
+    """Decode plate frames at model size into `clip` on a background thread."""
+
+    def __init__(self, plate, first, n, model_size, clip):
+        import threading
+
+        self.args = (plate, first, n, model_size, clip)
+        self.got, self.error, self.stop = 0, None, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        from void_engine.io import read_frames
+
+        plate, first, n, model_size, clip = self.args
+        frames = read_frames(plate, first=first, count=n, size=model_size, uint8=True,
+                             threads=2)
+        try:
+            for i, frame in enumerate(frames):
+                if self.stop.is_set():
+                    break
+                clip[i] = frame
+                self.got = i + 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+            self.error = exc
+        finally:
+            frames.close()
+
+    def wait(self) -> int:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.got
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size, workdir,
+               progress):
+    """One decode of the plate-size mask: model-size masks, value counts, change regions and
+    the matte (a stream copy of the mask file when it already is one, else a lossless
+    encode). Returns (masks, counts)."""
+    import contextlib
+
+    import cv2
+
+    from void_engine.io import matte as mio
+    from void_engine.modelspace import ChangeRegionWriter, resize_mask
+    from void_engine.quadmask import KEEP, open_quadmask_writer
+
+    copy = mio.may_stream_copy(minfo, plate, mask_first, n, mask_size)
+    masks = np.empty((n, *model_size), np.uint8)
+    raw_counts = np.zeros(256, np.int64)
+    got = 0
+    regions = ChangeRegionWriter(str(workdir / _REGIONS), plate.size)
+    try:
+        with contextlib.ExitStack() as stack:
+            matte = None if copy else stack.enter_context(open_quadmask_writer(
+                str(workdir / _MATTE), fps=plate.fps, size=plate.size))
+            for i, (q, hist) in enumerate(mio.quantized_frames(
+                    minfo, first=mask_first, count=n, size=mask_size)):
+                raw_counts += hist
+                masks[i] = resize_mask(q, model_size)
+                regions.add(cv2.compare(q, KEEP, cv2.CMP_NE))
+                if matte is not None:
+                    matte.write(q)
+                got = i + 1
+                if progress:
+                    progress(i + 1, 2 * n)
+            if got != n:
+                raise InputError(f"quadmask {quadmask_uri} decoded {got} of {n} frames "
+                                 "(truncated or corrupt)")
+            counts = mio.quantized_counts(raw_counts)
+            if counts[KEEP] == sum(counts.values()):
+                raise InputError("quadmask is empty: no pixel is marked for removal (all 255)")
+        regions.close()
+    except BaseException:
+        regions.abort()
+        raise
+    if copy and mio.holds_exact_values(raw_counts):
+        mio.stream_copy(minfo.path, str(workdir / _MATTE), frames=n)
+    elif copy:  # a lossless-capable codec that was not used losslessly: encode after all
+        from void_engine.quadmask import read_quadmask, write_quadmask
+
+        frames = read_quadmask(minfo.path, first=mask_first, count=n, strict=False)
+        write_quadmask(str(workdir / _MATTE), frames, fps=plate.fps)
+    return masks, counts
 
 
 def resolve_range(frame_range: tuple[int, int] | None, total: int) -> tuple[int, int]:
@@ -271,11 +361,10 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
 def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
     import contextlib
 
-    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, local_input, open_writer,
-                                probe, read_frames)
-    from void_engine.modelspace import composite_frame, first_occurrence
-    from void_engine.quadmask import open_quadmask_writer, read_quadmask
-    from void_engine.review import ReviewWriter
+    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, PlateOverlay, local_input,
+                                open_writer, probe)
+    from void_engine.io.matte import deliver_file
+    from void_engine.modelspace import ChangeRegions, first_occurrence, overlay_patches
 
     m = decoded.mapping
     n, fps = m.num_frames, _fps(m)
@@ -285,47 +374,108 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
         raise InputError(f"result {result_path} is {result.dtype} {result.shape}, "
                          f"expected uint8 {expected}")
     pick = first_occurrence(m.frame_indices, n)  # drops the ping-pong padding
+    blend = {"dilate_px": composite.dilate_px, "feather_px": composite.feather_px,
+             "upscale": composite.upscale}
+    # decode_shot stored the change regions and the matte: the 4K mask is not decoded again.
+    stored = bool(decoded.regions_file and decoded.matte_file) and all(
+        os.path.exists(decoded.beside(f)) for f in (decoded.regions_file, decoded.matte_file))
     with contextlib.ExitStack() as stack:
         plate_path = stack.enter_context(local_input(decoded.plate_uri, "plate"))
-        mask_path = stack.enter_context(local_input(decoded.quadmask_uri, "quadmask"))
         plate = probe(plate_path, what="plate", fps=fps)
         if plate.size != tuple(m.plate_size):
             raise InputError(f"plate {decoded.plate_uri} changed size since decode_shot")
-        minfo = probe(mask_path, what="quadmask")
         audio = None
         if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
             whole = m.first_frame == 0 and n == plate.frames
             audio = (plate_path, float(m.first_frame / fps), None if whole else float(n / fps))
         out_dtype = _output_dtype(codec, plate.dtype)
+        regions = overlay = None
+        if stored:
+            regions = ChangeRegions(decoded.beside(decoded.regions_file))
+            stack.callback(regions.close)
+            if len(regions) != n or regions.plate_size != plate.size:
+                raise InputError(f"change regions in {decoded.regions_file} do not match "
+                                 "the plate")
+        if (regions is not None and "review" not in outputs and plate.kind == "video"
+                and out_dtype == np.uint8 and plate.depth == 8 and codec in VIDEO_CODECS):
+            # Composite inside the encoder: only the region's patches cross a pipe.
+            union = regions.union(composite.dilate_px + composite.feather_px + 2)
+            ys, xs = union or (slice(0, 1), slice(0, 1))
+            overlay = PlateOverlay(plate_path, m.first_frame, n, ys.start, xs.start,
+                                   (ys.stop - ys.start, xs.stop - xs.start))
         writer = stack.enter_context(open_writer(
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
-            audio_codec=plate.audio_codec,
+            audio_codec=plate.audio_codec, overlay=overlay,
             start_number=m.first_frame if codec in SEQUENCE_CODECS else 0))
-        matte = stack.enter_context(open_quadmask_writer(outputs["matte"], fps=fps,
-                                                         size=plate.size))
-        reviewer = None
-        if "review" in outputs:
-            reviewer = stack.enter_context(ReviewWriter(
-                outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps,
-                frames=n))
+        done = 0
+        if overlay is not None:
+            small = (result[k] for k in pick)
+            for done, patch in enumerate(overlay_patches(
+                    regions, list(small), (overlay.y, overlay.x), overlay.size, **blend), 1):
+                writer.write(patch)
+                if progress:
+                    progress(done, n)
+        else:
+            done = _composite_in_python(decoded, plate, regions, result, pick, blend, outputs,
+                                        writer, out_dtype, stack, progress)
+        if done != n:
+            raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
+    if stored:
+        deliver_file(decoded.beside(decoded.matte_file), outputs["matte"])
+    return done
+
+
+def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, writer,
+                         out_dtype, stack, progress) -> int:
+    """Composite each full plate frame here (any depth, any codec, review media); the plate
+    is read a couple of frames ahead on a thread. Without stored regions the quadmask is
+    decoded again and the matte written alongside."""
+    import itertools
+
+    from void_engine.io import Prefetch, local_input, probe, read_frames
+    from void_engine.modelspace import composite_frame, composite_region
+    from void_engine.quadmask import open_quadmask_writer, read_quadmask
+    from void_engine.review import ReviewWriter
+
+    m = decoded.mapping
+    n, fps = m.num_frames, _fps(m)
+    reviewer = matte = None
+    if "review" in outputs:
+        reviewer = stack.enter_context(ReviewWriter(
+            outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps, frames=n))
+    if regions is not None:
+        # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
+        masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
+                               size=(reviewer.col_h, reviewer.col_w))
+                 if reviewer else itertools.repeat(None))
+    else:
+        mask_path = stack.enter_context(local_input(decoded.quadmask_uri, "quadmask"))
+        minfo = probe(mask_path, what="quadmask")
         masks = read_quadmask(mask_path, first=decoded.mask_first_frame, count=n,
                               size=None if minfo.size == plate.size else plate.size,
                               strict=False)
-        done = 0
-        for j, (frame, mask) in enumerate(zip(read_frames(plate, first=m.first_frame,
-                                                          count=n), masks)):
-            plate_frame = frame.copy() if reviewer else frame
-            out = composite_frame(frame, mask, result[pick[j]], dilate_px=composite.dilate_px,
-                                  feather_px=composite.feather_px, upscale=composite.upscale)
-            writer.write(_convert(out, out_dtype))
+        matte = stack.enter_context(open_quadmask_writer(outputs["matte"], fps=fps,
+                                                         size=plate.size))
+    frames = stack.enter_context(Prefetch(read_frames(plate, first=m.first_frame, count=n,
+                                                      threads=2), depth=2))
+    done = 0
+    for j, (frame, mask) in enumerate(zip(frames, masks)):
+        plate_frame = frame.copy() if reviewer else frame
+        if regions is not None:
+            out = frame if frame.flags.writeable else frame.copy()
+            region = regions[j]
+            if region is not None:
+                composite_region(out, *region, result[pick[j]], **blend)
+        else:
+            out = composite_frame(frame, mask, result[pick[j]], **blend)
+        writer.write(_convert(out, out_dtype))
+        if matte is not None:
             matte.write(mask)
-            if reviewer:
-                reviewer.add(j, plate_frame, mask, out)
-            done = j + 1
-            if progress:
-                progress(done, n)
-        if done != n:
-            raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
+        if reviewer:
+            reviewer.add(j, plate_frame, mask, out)
+        done = j + 1
+        if progress:
+            progress(done, n)
     return done
 
 

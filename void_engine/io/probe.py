@@ -28,6 +28,7 @@ class PlateInfo:
     depth: int = 8  # 8 or 16 (integer) or 32 (float EXR): the dtype frames are read as
     codec: str = ""
     pix_fmt: str = ""
+    profile: str = ""  # e.g. "High 4:4:4 Predictive" (the only lossless-capable H.264)
     audio_codec: str | None = None  # first audio stream, video files only
     files: list[str] = field(default_factory=list)  # sequence frames in order
 
@@ -120,7 +121,8 @@ def probe(path: str, *, what: str = "plate", fps: float | Fraction | None = None
     return PlateInfo(path=path, kind="video", width=int(video["width"]),
                      height=int(video["height"]), frames=frames, fps=rate,
                      depth=_depth_of(pix_fmt), codec=video.get("codec_name", ""),
-                     pix_fmt=pix_fmt, audio_codec=audio.get("codec_name") if audio else None)
+                     pix_fmt=pix_fmt, profile=video.get("profile", ""),
+                     audio_codec=audio.get("codec_name") if audio else None)
 
 
 def _probe_sequence(path: str, files: list[str], what: str, fps) -> PlateInfo:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -35,12 +36,14 @@ _AUDIO_COPY = {
 
 def read_video(path: str, *, first: int = 0, count: int | None = None,
                size: tuple[int, int] | None = None, dtype=np.uint8, channels: int = 3,
-               scale_flags: str = "area", what: str = "plate") -> Iterator[np.ndarray]:
+               scale_flags: str = "area", what: str = "plate",
+               threads: int | None = None) -> Iterator[np.ndarray]:
     """Yield frames first..first+count-1 of `path` as (H, W, 3) RGB or (H, W) grey arrays.
 
     size=(h, w) scales inside ffmpeg (area by default: what a model-space downscale wants).
     Grey output takes the decoded luma plane as is (no range conversion), which is how mask
-    values survive. Raises InputError if ffmpeg fails to decode.
+    values survive. Raises InputError if ffmpeg fails to decode. threads caps the decoder's
+    threads (each H.264 frame thread holds its own 4K frames; default: ffmpeg's choice).
     """
     dtype = np.dtype(dtype)
     pix = _PIX[(dtype, channels)]
@@ -51,7 +54,10 @@ def read_video(path: str, *, first: int = 0, count: int | None = None,
     if size is not None:
         filters.append(f"scale={size[1]}:{size[0]}:flags={scale_flags}")
     w, h = size[::-1] if size is not None else _frame_size(path)
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0"]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error"]
+    if threads:
+        cmd += ["-threads", str(threads)]
+    cmd += ["-i", path, "-map", "0:v:0"]
     if filters:
         cmd += ["-vf", ",".join(filters)]
     cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix, "-"]
@@ -96,6 +102,47 @@ def _frame_size(path: str) -> tuple[int, int]:
     return int(st["width"]), int(st["height"])
 
 
+@dataclass(frozen=True)
+class PlateOverlay:
+    """Composite inside the encoder: the writer decodes `path` frames first..first+count-1
+    itself and alpha-blends each written RGBA patch onto its frame at (y, x). The plate's
+    full-size frames never cross a pipe; where a patch's alpha is 0 the output is the plate
+    decoded as rgb24 (exactly what read_video gives), bit for bit."""
+
+    path: str
+    first: int
+    count: int
+    y: int
+    x: int
+    size: tuple[int, int]  # (height, width) of every patch
+    threads: int = 2  # decoder threads: frame threads buffer whole 4K frames each
+
+
+def codec_args(codec: str, *, w: int, h: int, dtype=np.uint8, channels: int = 3,
+               crf: int = 16) -> list[str]:
+    """ffmpeg encoder settings for `codec` (what VideoWriter uses; the IO benchmark's plain
+    transcode uses the same)."""
+    dtype = np.dtype(dtype)
+    if channels == 1:  # lossless grey: the luma plane holds the values exactly
+        if codec == "h264":
+            return ["-c:v", "libx264", "-qp", "0", "-preset", "fast", "-pix_fmt", "yuv444p"]
+        if codec == "ffv1":
+            return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", "gray"]
+        raise OutputError(f"grey frames are written as h264 or ffv1, not {codec}")
+    if codec == "h264":
+        # yuv420p plays everywhere but needs even sizes; odd plates get 4:4:4.
+        pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", pix,
+                "-movflags", "+faststart"]
+    if codec == "prores":
+        return ["-c:v", "prores_ks", "-profile:v", "4", "-pix_fmt", "yuv444p10le",
+                "-vendor", "apl0"]
+    pix = "bgr0" if dtype == np.uint8 else "gbrp16le"
+    # 16 slices: FFV1 threads over slices, so this is what lets the encoder use every core.
+    return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
+            "-pix_fmt", pix]
+
+
 class VideoWriter:
     """ffmpeg stdin-pipe encoder writing to a temp name; close() renames it into place.
 
@@ -109,7 +156,7 @@ class VideoWriter:
     def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
                  dtype=np.uint8, audio: tuple[str, float, float | None] | None = None,
                  audio_codec: str | None = None, crf: int = 16, extra: list[str] | None = None,
-                 channels: int = 3):
+                 channels: int = 3, overlay: PlateOverlay | None = None):
         if codec not in CODECS:
             raise OutputError(f"unknown video codec {codec!r} (have {', '.join(CODECS)})")
         self.path = os.path.abspath(path)
@@ -127,17 +174,32 @@ class VideoWriter:
         os.close(fd)
         make_public(self.tmp)
         fps = Fraction(fps)
-        pix_in = _PIX.get((self.dtype, channels))
-        if pix_in is None:
-            raise OutputError(f"video frames must be uint8 or uint16, got {self.dtype}")
+        self.overlay = overlay
+        pix_in = "rgba" if overlay else _PIX.get((self.dtype, channels))
+        if pix_in is None or (overlay and (self.dtype != np.uint8 or channels != 3)):
+            raise OutputError(f"video frames must be uint8 or uint16, got {self.dtype}"
+                              if pix_in is None else "plate overlays are 8-bit RGB only")
+        in_w, in_h = (overlay.size[1], overlay.size[0]) if overlay else (w, h)
+        rate = f"{fps.numerator}/{fps.denominator}"
         cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", pix_in,
-               "-s", f"{w}x{h}", "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "-"]
+               "-s", f"{in_w}x{in_h}", "-framerate", rate, "-i", "-"]
+        if overlay:
+            cmd += ["-threads", str(overlay.threads), "-i", overlay.path]
         if audio is not None:
             cmd += ["-i", audio[0]]
-        cmd += ["-map", "0:v:0"]
+        if overlay:
+            # Both streams get timestamps n/fps so frame n of the plate meets patch n.
+            pts = f"setpts=N*{fps.denominator}/{fps.numerator}/TB"
+            cmd += ["-filter_complex",
+                    f"[1:v:0]trim=start_frame={overlay.first}:end_frame="
+                    f"{overlay.first + overlay.count},{pts},format=rgb24[plate];[0:v]{pts}"
+                    f"[patch];[plate][patch]overlay=x={overlay.x}:y={overlay.y}:format=rgb:"
+                    "eof_action=endall:shortest=1[v]", "-map", "[v]"]
+        else:
+            cmd += ["-map", "0:v:0"]
         if audio is not None:
             src, start, duration = audio
-            cmd += ["-map", "1:a:0?"]
+            cmd += ["-map", f"{2 if overlay else 1}:a:0?"]
             if duration is None:  # the whole plate: stream copy where the container allows
                 allowed = _AUDIO_COPY[fmt]
                 copy = allowed is None or (audio_codec or "") in allowed
@@ -145,39 +207,29 @@ class VideoWriter:
             else:  # a frame range: cut sample-accurately (a packet copy would shift sync)
                 cmd += ["-af", f"atrim=start={start:.6f}:duration={duration:.6f},"
                                "asetpts=PTS-STARTPTS", "-c:a", "aac", "-b:a", "256k"]
-        cmd += self._codec_args(codec, w, h, crf) + (extra or [])
+        cmd += codec_args(codec, w=w, h=h, dtype=self.dtype, channels=channels, crf=crf)
+        cmd += extra or []
         cmd += ["-r", f"{fps.numerator}/{fps.denominator}", "-f", fmt, self.tmp]
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
         self.frames = 0
 
-    def _codec_args(self, codec: str, w: int, h: int, crf: int) -> list[str]:
-        if self.channels == 1:  # lossless grey: the luma plane holds the values exactly
-            if codec == "h264":
-                return ["-c:v", "libx264", "-qp", "0", "-preset", "fast", "-pix_fmt", "yuv444p"]
-            if codec == "ffv1":
-                return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", "gray"]
-            raise OutputError(f"grey frames are written as h264 or ffv1, not {codec}")
-        if codec == "h264":
-            # yuv420p plays everywhere but needs even sizes; odd plates get 4:4:4.
-            pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-            return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", pix,
-                    "-movflags", "+faststart"]
-        if codec == "prores":
-            return ["-c:v", "prores_ks", "-profile:v", "4", "-pix_fmt", "yuv444p10le",
-                    "-vendor", "apl0"]
-        pix = "bgr0" if self.dtype == np.uint8 else "gbrp16le"
-        return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
-                "-pix_fmt", pix]
-
     def write(self, frame: np.ndarray) -> None:
-        shape = (*self.size, 3) if self.channels == 3 else self.size
+        """One frame: (H, W, 3) or (H, W) for grey; with an overlay, an RGBA patch."""
+        if self.overlay:
+            shape = (*self.overlay.size, 4)
+        else:
+            shape = (*self.size, 3) if self.channels == 3 else self.size
         if frame.shape != shape or frame.dtype != self.dtype:
             raise OutputError(f"frame {self.frames} is {frame.dtype} {frame.shape}, writer "
                               f"expects {self.dtype} {shape}")
         try:
             self.proc.stdin.write(np.ascontiguousarray(frame).data)
         except BrokenPipeError:
+            if self.overlay and self.proc.wait() == 0:  # the plate ran out of frames
+                self._cleanup()
+                raise InputError(f"plate {self.overlay.path} gave {self.frames} of "
+                                 f"{self.overlay.count} frames while encoding") from None
             self._fail("encoder stopped")
         self.frames += 1
 
@@ -199,6 +251,14 @@ class VideoWriter:
         if self.proc.wait() != 0:
             self._fail(f"ffmpeg exit {self.proc.returncode}")
         self._err.close()
+        if self.overlay:  # the plate may have run out before the patches did
+            from void_engine.io.probe import probe
+
+            got = probe(self.tmp, what="result").frames
+            if got != self.frames:
+                self._cleanup()
+                raise InputError(f"plate {self.overlay.path} gave {got} of {self.frames} "
+                                 "frames while encoding")
         os.replace(self.tmp, self.path)
         return self.path
 

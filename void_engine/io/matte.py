@@ -1,0 +1,121 @@
+"""Plate-size quadmask streams for the stages: one decode of the mask gives the quantized
+frames, the raw level histogram (does the file already hold exactly the four values?) and,
+when it does and its codec is lossless, the matte as a stream copy instead of a re-encode.
+
+The rules about the four values stay in void_engine.quadmask; this module only decides how
+few times a 4K mask has to be decoded and encoded.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from void_engine import quadmask as qm
+from void_engine.errors import OutputError
+from void_engine.io.probe import PlateInfo, probe
+from void_engine.io.uri import local_output, make_public
+from void_engine.io.video import read_video
+
+_LEVELS = np.arange(256, dtype=np.uint8)
+_QUANTIZE = qm.quantize(_LEVELS)  # the quadmask's own thresholds as a lookup table
+# Grey levels far from all four values: only a frame holding some can fail check_levels.
+_FAR = np.array([min(abs(v - q) for q in qm.VALUES) > qm.FAR_LEVELS for v in range(256)])
+_EXACT = np.isin(_LEVELS, qm.VALUES)
+
+
+def level_histogram(frame: np.ndarray) -> np.ndarray:
+    """int64 counts of the 256 grey levels of a uint8 (H, W) frame (OpenCV: ~10x bincount)."""
+    hist = cv2.calcHist([np.ascontiguousarray(frame)], [0], None, [256], [0, 256])
+    return hist.ravel().astype(np.int64)
+
+
+def quantized_frames(info: PlateInfo, *, first: int, count: int,
+                     size: tuple[int, int] | None,
+                     what: str = "quadmask") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like quadmask.read_quadmask(strict=True), yielding (quantized frame, raw level
+    histogram) so callers can count values and tell an exact file from a lossy one without
+    another pass over 4K pixels."""
+    if info.kind != "video":
+        for q in qm.read_quadmask(info.path, first=first, count=count, size=size, what=what):
+            yield q, level_histogram(q)
+        return
+    raw_frames = read_video(info.path, first=first, count=count, size=size, channels=1,
+                            scale_flags="neighbor", what=what, threads=2)
+    for i, raw in enumerate(raw_frames):
+        hist = level_histogram(raw)
+        if hist[_FAR].any():  # let the quadmask module judge (and word) a doubtful frame
+            qm.check_levels(raw, frame_index=first + i, what=what)
+        yield cv2.LUT(raw, _QUANTIZE), hist
+
+
+def quantized_counts(raw_counts: np.ndarray) -> dict[int, int]:
+    """Pixel count per quadmask value from a raw level histogram."""
+    counts = np.bincount(_QUANTIZE, weights=raw_counts, minlength=256)
+    return {v: int(counts[v]) for v in qm.VALUES}
+
+
+def holds_exact_values(raw_counts: np.ndarray) -> bool:
+    """True when every decoded level was already one of the four (nothing to quantize)."""
+    return not raw_counts[~_EXACT].any()
+
+
+def may_stream_copy(mask: PlateInfo, plate: PlateInfo, first: int, count: int,
+                    size: tuple[int, int] | None) -> bool:
+    """Whether the mask file itself can be the matte, if its decoded levels turn out to be
+    exactly the four: a video covering exactly the shot's frames at plate size and rate, in
+    a codec that can be lossless (FFV1; H.264 High 4:4:4 Predictive, x264 -qp 0) and whose
+    decoders are bit-exact by specification."""
+    lossless_capable = mask.codec == "ffv1" or (
+        mask.codec == "h264" and "4:4:4" in mask.profile)
+    return (mask.kind == "video" and lossless_capable and size is None and first == 0
+            and mask.frames == count and mask.fps == plate.fps)
+
+
+def stream_copy(src: str, dst: str, *, frames: int) -> str:
+    """Copy the video stream of `src` into a Matroska file `dst` without re-encoding
+    (written to a temp name, then renamed)."""
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}.part-", suffix=".mkv",
+                               dir=folder)
+    os.close(fd)
+    try:
+        proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-map",
+                               "0:v:0", "-c", "copy", "-f", "matroska", tmp],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+            raise OutputError(f"cannot write matte {dst}: {last.strip()}")
+        if probe(tmp, what="matte").frames != frames:
+            raise OutputError(f"cannot write matte {dst}: stream copy lost frames")
+        make_public(tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dst
+
+
+def deliver_file(src: str, uri: str) -> str:
+    """Copy a finished local file to `uri` (local or fsspec), under a temp name first."""
+    with local_output(uri) as local:
+        folder = os.path.dirname(os.path.abspath(local))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(local)}.part-", dir=folder)
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            make_public(tmp)
+            os.replace(tmp, local)
+        except OSError as exc:
+            raise OutputError(f"cannot write {uri}: {exc}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return uri
+
