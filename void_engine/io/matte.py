@@ -51,7 +51,8 @@ def quantized_frames(info: PlateInfo, *, first: int, count: int,
         hist = level_histogram(raw)
         if hist[_FAR].any():  # let the quadmask module judge (and word) a doubtful frame
             qm.check_levels(raw, frame_index=first + i, what=what)
-        yield cv2.LUT(raw, _QUANTIZE), hist
+        exact = not hist[~_EXACT].any()  # a lossless mask: quantizing would change nothing
+        yield (raw if exact else cv2.LUT(raw, _QUANTIZE)), hist
 
 
 def quantized_counts(raw_counts: np.ndarray) -> dict[int, int]:
