@@ -2,6 +2,9 @@
 plate, and the decode/encode stages end to end with an identity engine."""
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
 from fractions import Fraction
 
 import numpy as np
@@ -116,3 +119,97 @@ def test_mask_covering_only_the_range_is_accepted(tmp_path, samples_dir):
     mask = qm.write_quadmask(str(tmp_path / "range.mkv"), full, fps=12)
     dec = stages.decode_shot(plate, mask, tmp_path / "w", shot_id="b", frame_range=(10, 14))
     assert dec.mask_first_frame == 0 and dec.mapping.num_frames == 5
+
+
+def test_upscale_crop_lanczos_matches_full_resize_at_4k_ratios():
+    import cv2
+
+    small = np.random.default_rng(4).integers(0, 256, (384, 672, 3), dtype=np.uint8)
+    full = cv2.resize(small, (3840, 2160), interpolation=cv2.INTER_LANCZOS4)
+    for ys, xs in [(slice(1012, 2160), slice(1627, 2885)), (slice(0, 37), slice(5, 3840))]:
+        crop = upscale_crop(small, (2160, 3840), ys, xs, "lanczos")
+        assert np.abs(crop.astype(int) - full[ys, xs]).max() <= 1
+
+
+def _plate_and_masks(tmp_path, n=6, size=(72, 120)):
+    """An FFV1 plate and masks with a moving square (frame 0 without change)."""
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+    plate = str(tmp_path / "plate.mkv")
+    with io.open_writer(plate, "ffv1", fps=Fraction(12), size=size) as w:
+        for f in frames:
+            w.write(f)
+    masks = [np.full(size, qm.KEEP, np.uint8) for _ in range(n)]
+    for j in range(1, n):
+        masks[j][10 + 4 * j:30 + 4 * j, 20 + 6 * j:50 + 6 * j] = qm.REMOVE
+        masks[j][30 + 4 * j:36 + 4 * j, 20 + 6 * j:50 + 6 * j] = qm.AFFECTED
+    return plate, frames, masks
+
+
+def _lossless_x264_mask(path, masks):
+    """A quadmask the way the samples ship it: x264 -qp 0, yuv444p, .mp4."""
+    h, w = masks[0].shape
+    proc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}",
+         "-framerate", "12", "-i", "-", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
+         str(path)], input=b"".join(m.tobytes() for m in masks))
+    assert proc.returncode == 0
+    return str(path)
+
+
+def _outside(masks, margin):
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return [cv2.dilate((m != qm.KEEP).astype(np.uint8), k) == 0 for m in masks]
+
+
+def test_lossless_mask_is_decoded_once_and_its_matte_is_a_stream_copy(tmp_path):
+    plate, frames, masks = _plate_and_masks(tmp_path)
+    mask = _lossless_x264_mask(tmp_path / "mask.mp4", masks)
+    dec, enc = _identity_round_trip(tmp_path, plate, mask, "ffv1", model_size=(32, 48))
+    assert dec.regions_file and dec.matte_file
+    assert io.probe(enc.matte_uri).codec == "h264"  # the mask's own stream, not re-encoded
+    assert all(np.array_equal(a, b) for a, b in zip(qm.read_quadmask(enc.matte_uri), masks))
+    # The overlay path (no review): plate pixels bit for bit outside the blend region.
+    back = list(io.read_frames(io.probe(enc.result_uri)))
+    assert len(back) == 6 and np.array_equal(back[0], frames[0])
+    for b, f, out in zip(back, frames, _outside(masks, 8 + 8 + 1)):
+        assert np.array_equal(b[out], f[out])
+    # The Python path (review media on) agrees: same pixels outside, within a level inside.
+    enc2 = stages.encode_shot(dec, dec.clip_path, tmp_path / "out2", codec="ffv1")
+    back2 = list(io.read_frames(io.probe(enc2.result_uri)))
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(back, back2)) <= 2
+    assert enc2.review_movie_uri and os.path.isfile(enc2.review_movie_uri)
+
+
+def test_encode_of_a_record_without_stored_regions_decodes_the_mask(tmp_path):
+    plate, frames, masks = _plate_and_masks(tmp_path)
+    mask = qm.write_quadmask(str(tmp_path / "mask.mkv"), masks, fps=12)
+    dec = stages.decode_shot(plate, mask, tmp_path / "work", shot_id="s", model_size=(32, 48))
+    new = stages.encode_shot(dec, dec.clip_path, tmp_path / "new", codec="ffv1", review=False)
+    old = dataclasses.replace(dec, regions_file="", matte_file="")  # a record from before
+    legacy = stages.encode_shot(old, dec.clip_path, tmp_path / "old", codec="ffv1",
+                                review=False)
+    a = list(io.read_frames(io.probe(new.result_uri)))
+    b = list(io.read_frames(io.probe(legacy.result_uri)))
+    for x, y, out, f in zip(a, b, _outside(masks, 8 + 8 + 1), frames):
+        assert np.array_equal(x[out], f[out]) and np.array_equal(y[out], f[out])
+        assert np.abs(x.astype(int) - y).max() <= 2
+    for path in (new.matte_uri, legacy.matte_uri):
+        assert all(np.array_equal(m, r) for m, r in zip(masks, qm.read_quadmask(path)))
+
+
+def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
+    plate, frames, masks = _plate_and_masks(tmp_path)
+    lossy = str(tmp_path / "lossy.mp4")
+    h, w = masks[0].shape
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
+                    f"{w}x{h}", "-framerate", "12", "-i", "-", "-c:v", "libx264", "-crf", "23",
+                    "-pix_fmt", "yuv420p", lossy],
+                   input=b"".join(m.tobytes() for m in masks), check=True)
+    dec, enc = _identity_round_trip(tmp_path, plate, lossy, "ffv1", model_size=(32, 48))
+    assert io.probe(enc.matte_uri).codec == "ffv1"
+    back = list(qm.read_quadmask(enc.matte_uri))
+    expect = list(qm.read_quadmask(lossy))
+    assert all(np.array_equal(a, b) for a, b in zip(back, expect))

@@ -188,8 +188,9 @@ class VideoWriter:
         if audio is not None:
             cmd += ["-i", audio[0]]
         if overlay:
-            # Both streams get timestamps n/fps so frame n of the plate meets patch n.
-            pts = f"setpts=N*{fps.denominator}/{fps.numerator}/TB"
+            # Both streams get time base 1/fps and timestamp n, so plate frame n meets patch
+            # n exactly (rounding n/fps into a millisecond time base pairs frames wrongly).
+            pts = f"settb={fps.denominator}/{fps.numerator},setpts=N"
             cmd += ["-filter_complex",
                     f"[1:v:0]trim=start_frame={overlay.first}:end_frame="
                     f"{overlay.first + overlay.count},{pts},format=rgb24[plate];[0:v]{pts}"
