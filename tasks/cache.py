@@ -13,7 +13,7 @@ Store layout (any fsspec URI, local folder by default):
 Local stores commit by renaming a finished staging folder into place (atomic on one file
 system); if another run got there first, its entry wins and ours is dropped, so two concurrent
 runs never leave a half-written or mixed entry. Remote stores upload the files, then the marker.
-Prefect's own result cache holds only the small `Entry` record (paths), never arrays.
+Prefect never caches stage outputs: tasks return the small `Entry` record (paths), never arrays.
 """
 from __future__ import annotations
 
@@ -283,9 +283,3 @@ def key_of(stage: str, shot: Any, *, model_id: str, up: Mapping[str, str | None]
                                            "result": up.get("pass2") or up["pass1"]},
                          params={"codec": shot.codec, **extra})
     raise ValueError(f"unknown stage {stage!r}")
-
-
-def prefect_key(key: str, store: CacheStore) -> str:
-    """Prefect's cache key for a stage entry: the stage key plus the store, so a run against
-    another store never gets a pointer into the first one."""
-    return f"{key}-s{hashlib.sha256(store.uri.encode()).hexdigest()[:8]}"

@@ -8,6 +8,10 @@ from typing import Any
 from tasks.cache import CacheStore, Entry
 
 STAGES = ("segmentation", "vlm_quadmask", "decode", "pass1", "gate", "pass2", "encode")
+# Upstream stages each stage reads.
+STAGE_DEPS = {"segmentation": (), "vlm_quadmask": ("segmentation",), "decode": ("vlm_quadmask",),
+              "pass1": ("decode",), "gate": ("decode", "pass1"),
+              "pass2": ("decode", "pass1", "gate"), "encode": ("decode", "pass1", "pass2")}
 
 
 @dataclass

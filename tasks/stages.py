@@ -6,6 +6,12 @@ Every task takes (shot, run, up): the manifest row, the RunConfig and a dict of 
 Outcomes (Prefect resolves the futures in it; a failed upstream leaves this task NotReady).
 Order: segmentation -> vlm_quadmask -> decode -> pass1 -> gate -> pass2 -> encode -> publish.
 decode comes after the mask stages because it brings plate *and quadmask* to model space.
+
+The flow asks `resolve_in_flow` first: a stage that is skipped or already in the store is
+answered there, without a task run (a Prefect task run costs ~10-50 ms of engine and API work;
+a store lookup is a file read). Tasks only exist for stages that execute, so Prefect's own
+result cache is not used: the store is the one cache (tasks.cache), Prefect never holds more
+than the `Outcome` pointer a task returns in memory.
 """
 from __future__ import annotations
 
@@ -21,15 +27,19 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
 from manifests.schema import ShotRow
 from tasks import actors
-from tasks.cache import STAGE_VERSIONS, CacheStore, key_of, prefect_key
-from tasks.records import LEDGER, Outcome, RunConfig, load_decoded, load_encoded
+from tasks.cache import STAGE_VERSIONS, CacheStore, Entry, key_of
+from tasks.records import (LEDGER, STAGE_DEPS, Outcome, RunConfig, load_decoded,
+                           load_encoded)
 from void_engine.errors import InputError
 
 MASKS_MISSING = "skipped: masks stage not available"
+# skip_reason's answer when it needs the result of an upstream stage that is still running.
+NEEDS_UPSTREAM = "<needs upstream result>"
 
 # --- helpers -----------------------------------------------------------------------------------
 _stores: dict[str, CacheStore] = {}
@@ -57,7 +67,8 @@ def masks_module(name: str):
 
 
 def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | None:
-    """Why `shot` does not need `stage` (None: it does)."""
+    """Why `shot` does not need `stage` (None: it does). `up` holds the upstream Outcomes known
+    so far; NEEDS_UPSTREAM when the answer depends on one that is not (still running)."""
     mode = shot.mask_mode
     if stage == "segmentation":
         if mode != "prompts":
@@ -69,8 +80,12 @@ def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | No
             return "not needed: quadmask given"
         if masks_module("reasoning") is None:
             return MASKS_MISSING
-        if mode == "prompts" and up["segmentation"].status != "done":
-            return f"no black mask: segmentation {up['segmentation'].note}"
+        if mode == "prompts":
+            seg = up.get("segmentation")
+            if seg is None:
+                return NEEDS_UPSTREAM
+            if seg.status != "done":
+                return f"no black mask: segmentation {seg.note}"
         return None
     if stage in ("gate", "pass2"):
         spec = spec_for(shot, run)
@@ -83,7 +98,9 @@ def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | No
                 return "passes=2: pass 2 always runs"
             return None if masks_module("gate") else MASKS_MISSING + " (pass 2 not run)"
         if shot.passes == "auto":
-            gate = up["gate"]
+            gate = up.get("gate")
+            if gate is None:
+                return NEEDS_UPSTREAM
             if gate.status != "done":
                 return f"gate did not run ({gate.note})"
             if not gate.meta.get("run_pass2"):
@@ -114,16 +131,24 @@ def compute_key(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | No
                   up={k: o.key for k, o in up.items()}, extra=stage_extra(stage, run))
 
 
-def _prefect_cache_key(stage: str) -> Callable:
-    def fn(ctx, params) -> str | None:
-        # Only a key whose entry is in the store is offered to Prefect: a pruned store can
-        # never hand back a dangling pointer.
-        run = params["run"]
-        key = compute_key(stage, params["shot"], run, params["up"])
-        if key is None or not store_for(run).has(stage, key):
+def resolve_in_flow(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> Outcome | None:
+    """The stage's Outcome when it can be known without running it: skipped, or its entry is
+    already in the store (a hit). None: it must run as a task (or its skip decision waits for
+    an upstream still running). Errors (an unreadable input file) also answer None, so the
+    task runs, fails with that error and is reported like any stage failure."""
+    try:
+        reason = skip_reason(stage, shot, run, up)
+        if reason == NEEDS_UPSTREAM:
             return None
-        return prefect_key(key, store_for(run))
-    return fn
+        if reason:
+            return Outcome(stage, "skipped", note=reason)
+        if any(d not in up for d in STAGE_DEPS[stage]):
+            return None
+        key = compute_key(stage, shot, run, up)
+        entry = store_for(run).lookup(stage, key)
+    except Exception:
+        return None
+    return Outcome(stage, "done", entry=entry, meta=dict(entry.meta)) if entry else None
 
 
 def _no_retry_on_bad_input(task, task_run, state) -> bool:
@@ -163,8 +188,13 @@ def stage_task(stage: str, retries: int = 1):
             return Outcome(stage, "done", entry=entry, meta=dict(entry.meta))
 
         body.__name__ = body.__qualname__ = stage
+        # NO_CACHE + no persistence: the store is the cache (see the module docstring); a
+        # Prefect cache policy would hash inputs and task source and write a result file per
+        # task run for nothing. No tags either: Prefect 3.8 takes a tag-concurrency lease (an
+        # API round trip, a SQLite write on the local server) per tagged task run. The shot id
+        # is in the task run name; the tag goes on the shot's one publish task run.
         return task(body, name=stage, task_run_name=f"{stage}-{{shot.shot_id}}",
-                    cache_key_fn=_prefect_cache_key(stage), persist_result=True,
+                    cache_policy=NO_CACHE, persist_result=False,
                     retries=retries, retry_delay_seconds=2,
                     retry_condition_fn=_no_retry_on_bad_input)
 
@@ -287,12 +317,37 @@ def encode(shot, run, up, store, key):
     return _commit_with(store, "encode", key, work)
 
 
-@task(name="publish", task_run_name="publish-{shot.shot_id}", retries=1, retry_delay_seconds=2)
+@task(name="publish", task_run_name="publish-{shot.shot_id}", retries=1, retry_delay_seconds=2,
+      cache_policy=NO_CACHE, persist_result=False)
 def publish(shot: ShotRow, run: RunConfig, up: dict) -> dict:
     """Deliver the encode entry to <output>/<shot_id>/ (not cached: cheap, and the output
     folder may have been cleaned). Files land under a temp name, then are renamed."""
+    return deliver(shot, run, up["encode"].entry)
+
+
+@task(name="publish-cached", cache_policy=NO_CACHE, persist_result=False)
+def publish_cached(items: list, run: RunConfig) -> dict[str, dict]:
+    """`publish` for a batch of shots whose every stage was found in the store: one task run
+    (tagged with all their shot ids by the flow) instead of one per shot, so an unchanged
+    re-run costs a few task runs in all. A shot whose delivery fails twice gets {"error": ...}
+    and the others are still delivered."""
+    out: dict[str, dict] = {}
+    for shot, entry in items:
+        for attempt in (1, 2):
+            try:
+                out[shot.shot_id] = deliver(shot, run, entry)
+                break
+            except Exception as exc:  # one shot's delivery never stops the batch
+                if attempt == 2:
+                    out[shot.shot_id] = {"error": f"{type(exc).__name__}: {exc}"}
+                else:
+                    time.sleep(1)
+    return out
+
+
+def deliver(shot: ShotRow, run: RunConfig, encode_entry: Entry) -> dict:
     store = store_for(run)
-    enc = load_encoded(store, up["encode"].entry)
+    enc = load_encoded(store, encode_entry)
     dest = shot.output_uri or f"{run.output_root.rstrip('/')}/{shot.shot_id}"
     delivered = {}
     for attr in ("result_uri", "matte_uri", "review_movie_uri", "contact_sheet_uri"):
