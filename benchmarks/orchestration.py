@@ -101,6 +101,10 @@ def wait_recorded(state, expected: int, timeout: float = 600) -> float:
 def orchestration(work: Path, n_shots: int) -> None:
     import ray
 
+    from void_batch.commands._prefect import tune_local_server
+
+    tune_local_server()  # as `void-batch run` does
+
     import _trivial_stages  # noqa: F401
     from flows.nightly_batch import nightly_batch
     from flows.report import read_report

@@ -104,10 +104,9 @@ def tag_flow_run(shots: list[ShotRow]) -> None:
         return
     from prefect.client.orchestration import get_client
 
+    wanted = {s.shot_id for s in shots} | {t for s in shots for t in s.tags}
     with get_client(sync_client=True) as client:
-        current = client.read_flow_run(run_id).tags or []
-        wanted = {s.shot_id for s in shots} | {t for s in shots for t in s.tags}
-        client.update_flow_run(run_id, tags=sorted(set(current) | wanted))
+        client.update_flow_run(run_id, tags=sorted(set(flow_run.tags or ()) | wanted))
 
 
 def _error_text(state) -> str:

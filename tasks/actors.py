@@ -46,12 +46,26 @@ class EngineSpec:
 
     @property
     def model_id(self) -> str:
-        """Stable id of the loaded model: engine name + weights identity + other kwargs."""
-        from tasks.cache import weights_id
+        """Stable id of the loaded model: engine name + weights identity + other kwargs.
+        Memoised unless a weights folder is involved (its files may change between runs)."""
+        try:
+            if any(k == "weights" for k, _ in self.kwargs):
+                raise TypeError("not memoised")
+            return _model_ids.setdefault(self, _model_id(self)) if self not in _model_ids \
+                else _model_ids[self]
+        except TypeError:  # weights, or an unhashable kwarg value
+            return _model_id(self)
 
-        parts = {k: (weights_id(v) if k == "weights" else v) for k, v in self.kwargs}
-        blob = json.dumps({"engine": self.name, "kwargs": parts}, sort_keys=True, default=str)
-        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+_model_ids: dict[EngineSpec, str] = {}
+
+
+def _model_id(spec: EngineSpec) -> str:
+    from tasks.cache import weights_id
+
+    parts = {k: (weights_id(v) if k == "weights" else v) for k, v in spec.kwargs}
+    blob = json.dumps({"engine": spec.name, "kwargs": parts}, sort_keys=True, default=str)
+    return f"{spec.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def build_engine(spec: EngineSpec):

@@ -145,16 +145,19 @@ class CacheStore:
         """The committed entry, or None. An entry whose files are missing or have the wrong
         size (disk trouble, manual deletion) counts as absent and is rebuilt."""
         base = self._path(stage, key)
+        # Local stores skip fsspec's file objects: a re-run looks up every stage of every shot
+        # from the flow, and plain open/stat is ~3x cheaper.
+        opener, size = ((open, os.path.getsize) if self.local else (self.fs.open, self.fs.size))
         try:
-            with self.fs.open(f"{base}/{MARKER}", "r") as f:
+            with opener(f"{base}/{MARKER}", "r") as f:
                 d = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError, OSError):
             return None
         entry = Entry(**d)
         entry.uri = self.entry_uri(stage, key)
-        for name, size in entry.files.items():
+        for name, expected in entry.files.items():
             try:
-                if self.fs.size(f"{base}/{name}") != size:
+                if size(f"{base}/{name}") != expected:
                     return None
             except (FileNotFoundError, OSError):
                 return None

@@ -144,7 +144,8 @@ def resolve_in_flow(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> Outc
             return Outcome(stage, "skipped", note=reason)
         if any(d not in up for d in STAGE_DEPS[stage]):
             return None
-        key = compute_key(stage, shot, run, up)
+        key = key_of(stage, shot, model_id=spec_for(shot, run).model_id,
+                     up={k: o.key for k, o in up.items()}, extra=stage_extra(stage, run))
         entry = store_for(run).lookup(stage, key)
     except Exception:
         return None
