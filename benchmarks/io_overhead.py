@@ -3,10 +3,18 @@
 Times decode_shot + encode_shot (composite + encode, no review media) with an identity
 "engine" (the model-space clip is the result), so only IO and compositing are measured, and
 compares it with a plain ffmpeg transcode of the same plate to the same codec settings.
-Prints the ratio and the peak resident memory of this process plus its ffmpeg children
-(sampled every 20 ms with psutil), and ru_maxrss for reference.
+Pipeline and plain transcode alternate --repeat times (the machine is shared: load swings
+between two back-to-back measurements) and the medians are compared; CPU seconds (this
+process + its ffmpeg children) are printed as a load-independent check. Prints the ratio and
+the peak resident memory of this process plus its ffmpeg children (sampled every 50 ms with
+psutil), and ru_maxrss for reference.
 
-    .venv/bin/python benchmarks/io_overhead.py [--sample lime] [--codec ffv1]
+The plain transcode uses exactly the pipeline's encoder settings (io.codec_args; for ffv1:
+-c:v ffv1 -level 3 -g 1 -slices 16 -slicecrc 1 -pix_fmt bgr0). Most of the 4K peak RSS is
+ffmpeg 5.1's FFV1 encoder itself: it zero-fills a worst-case packet buffer of ~1.4 GB at 4K,
+whatever the slice/thread settings (the plain transcode peaks at ~1.5 GB too).
+
+    .venv/bin/python benchmarks/io_overhead.py [--sample lime] [--codec ffv1] [--repeat 3]
 
 Targets (issue 2): ratio <= 1.5, peak RSS <= 2 GB.
 """
@@ -15,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +47,7 @@ from void_engine.quadmask import find_quadmask  # noqa: E402
 class PeakRSS:
     """Peak of (this process + all its children) RSS, sampled in a thread."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float = 0.05):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self._me = psutil.Process()
 
@@ -74,44 +84,66 @@ def ffmpeg_args(codec: str, depth: int, size: tuple[int, int]) -> list[str]:
     return codec_args(codec, w=size[1], h=size[0], dtype=np.uint8 if depth == 8 else np.uint16)
 
 
+def _cpu(a: os.times_result, b: os.times_result) -> float:
+    """CPU seconds between two os.times(): this process (all threads) + waited children."""
+    return (b.user - a.user) + (b.system - a.system) + (b.children_user - a.children_user) + (
+        b.children_system - a.children_system)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", default="lime")
     ap.add_argument("--samples-dir", default=os.environ.get(
         "VOID_SAMPLES", str(REPO.parent / "shared" / "samples")))
     ap.add_argument("--codec", default="ffv1", choices=sorted(CODECS))
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternating pipeline/plain runs; medians are reported (default 3)")
     args = ap.parse_args()
     folder = Path(args.samples_dir) / args.sample
     plate, mask = str(folder / "input_video.mp4"), find_quadmask(str(folder))
     info = probe(plate)
     print(f"plate {plate}: {info.width}x{info.height}, {info.frames} frames, "
           f"{info.fps} fps, codec {args.codec}")
+    cmd_tail = [*ffmpeg_args(args.codec, info.depth, info.size)]
+    runs = []  # (decode_s, encode_s, plain_s, pipeline_cpu_s, plain_cpu_s, peak_bytes)
     with tempfile.TemporaryDirectory(prefix="void-bench-") as tmp:
         tmp = Path(tmp)
-        with PeakRSS() as rss:
-            t0 = time.perf_counter()
-            decoded = stages.decode_shot(plate, mask, tmp / "work", shot_id=args.sample,
-                                         frame_rules=FrameRules())
-            t1 = time.perf_counter()
-            stages.encode_shot(decoded, decoded.clip_path, tmp / "out", codec=args.codec,
-                               review=False)
-            t2 = time.perf_counter()
-        pipeline = t2 - t0
-        out = tmp / ("plain" + CODECS[args.codec]["ext"])
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", plate, "-map", "0:v:0",
-               "-map", "0:a?", "-c:a", "copy", *ffmpeg_args(args.codec, info.depth, info.size),
-               str(out)]
-        t3 = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        plain = time.perf_counter() - t3
+        for r in range(args.repeat):
+            # Pipeline and plain transcode alternate, so load from other work on the machine
+            # hits both alike; CPU seconds (self + children) are reported as a steadier check.
+            shutil.rmtree(tmp / "work", ignore_errors=True)
+            shutil.rmtree(tmp / "out", ignore_errors=True)
+            with PeakRSS() as rss:
+                c0, t0 = os.times(), time.perf_counter()
+                decoded = stages.decode_shot(plate, mask, tmp / "work", shot_id=args.sample,
+                                             frame_rules=FrameRules())
+                t1 = time.perf_counter()
+                stages.encode_shot(decoded, decoded.clip_path, tmp / "out", codec=args.codec,
+                                   review=False)
+                t2, c1 = time.perf_counter(), os.times()
+            out = tmp / ("plain" + CODECS[args.codec]["ext"])
+            cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", plate, "-map", "0:v:0",
+                   "-map", "0:a?", "-c:a", "copy", *cmd_tail, str(out)]
+            t3 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            t4, c2 = time.perf_counter(), os.times()
+            runs.append((t1 - t0, t2 - t1, t4 - t3, _cpu(c0, c1), _cpu(c1, c2), rss.peak))
+            d, e, p, _, _, _ = runs[-1]
+            print(f"run {r + 1}: pipeline {d + e:6.2f} s (decode {d:.2f} + encode {e:.2f}), "
+                  f"plain {p:6.2f} s, ratio {(d + e) / p:.2f}")
+    med = [statistics.median(v) for v in zip(*runs)]
+    pipeline = med[0] + med[1]
     self_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"pipeline decode_shot      {t1 - t0:7.2f} s")
-    print(f"pipeline encode_shot      {t2 - t1:7.2f} s  (composite + {args.codec} + matte)")
+    print(f"medians over {len(runs)} alternating run(s):")
+    print(f"pipeline decode_shot      {med[0]:7.2f} s")
+    print(f"pipeline encode_shot      {med[1]:7.2f} s  (composite + {args.codec}; matte copied)")
     print(f"pipeline total            {pipeline:7.2f} s")
-    print(f"plain ffmpeg transcode    {plain:7.2f} s  ({' '.join(cmd[9:])})")
-    print(f"ratio pipeline / ffmpeg   {pipeline / plain:7.2f}   (target <= 1.5)")
-    print(f"peak RSS (self+children)  {rss.peak / 2**20:7.0f} MiB (target <= 2048)")
+    print(f"plain ffmpeg transcode    {med[2]:7.2f} s  (ffmpeg -i plate {' '.join(cmd_tail)})")
+    print(f"ratio pipeline / ffmpeg   {pipeline / med[2]:7.2f}   (target <= 1.5)")
+    print(f"CPU s pipeline / plain    {med[3]:7.2f} / {med[4]:.2f}  (ratio {med[3] / med[4]:.2f})")
+    print(f"peak RSS (self+children)  {max(r[5] for r in runs) / 2**20:7.0f} MiB "
+          "(target <= 2048)")
     print(f"ru_maxrss self / largest child  {self_max:.0f} / {child_max:.0f} MiB")
     return 0
 
