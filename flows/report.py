@@ -44,6 +44,13 @@ def write_report(rows: list[dict], output_root: str | os.PathLike) -> tuple[str,
     return str(pq_path), str(html_path)
 
 
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """A previous report's rows with those of the shots in `new` replaced by `new`'s rows
+    (every old row of a rerun shot id goes, duplicates included); the others are kept."""
+    rerun = {r["shot_id"] for r in new}
+    return [r for r in old if r.get("shot_id") not in rerun] + list(new)
+
+
 def read_report(path: str | os.PathLike) -> list[dict]:
     p = Path(path)
     if p.is_dir():

@@ -1,5 +1,6 @@
 """Re-run chosen shots of a manifest (by id, by tag, or those that failed in a previous report),
-reusing the stage cache: only what changed, or what failed, executes again."""
+reusing the stage cache: only what changed, or what failed, executes again. The rerun shots'
+rows replace theirs in output_root/report.parquet + report.html; the other shots' rows stay."""
 from __future__ import annotations
 
 from prefect import flow
@@ -7,7 +8,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import MAX_WORKERS, finish, run_shots
 from flows.nightly_batch import make_run_config, select
-from flows.report import read_report
+from flows.report import merge_rows, read_report
 from manifests.loader import load_manifest
 from void_engine.errors import InputError
 
@@ -38,4 +39,10 @@ def reprocess(manifest: str, output_root: str, shots: list[str] | None = None,
     m = load_manifest(manifest)
     picked, invalid = select(m, ids or None, tags)
     rows, failed = run_shots(m, picked, invalid, run)
-    return finish(rows, failed, run, f"reprocess: {manifest} ({len(rows)} shots)")
+    title = f"reprocess: {manifest} ({len(rows)} shots)"
+    try:
+        rows = merge_rows(read_report(run.output_root), rows)
+    except FileNotFoundError:  # no earlier report in this output folder
+        pass
+    # Failed only if a *rerun* shot failed; the report and artifacts show every shot.
+    return finish(rows, failed, run, title)

@@ -1,19 +1,29 @@
 """The quick start on the real samples: `void-batch manifest init` then `void-batch run` with the
-propagate engine on the two small shots (BigBen, ducky-float); then again, all from cache.
-The 4K shots run under -m slow."""
+propagate engine on the two small shots (BigBen whole; ducky-float, 1296x720, cut to 12 frames
+through the manifest's first_frame/last_frame to keep the default suite short); then again, all
+from cache. Every sample at full length, the 4K ones included, runs under -m slow."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from flows.report import read_report
+from manifests.loader import write_manifest
 from void_batch.cli import main as cli
 
 
-def _quick_start(samples_dir, tmp_path, shots: list[str] | None):
+def _quick_start(samples_dir, tmp_path, shots: list[str] | None,
+                 frame_ranges: dict[str, tuple[int, int]] | None = None):
     manifest, out, cache = tmp_path / "m.parquet", tmp_path / "out", tmp_path / "cache"
     assert cli(["manifest", "init", str(samples_dir), "-o", str(manifest)]) == 0
+    if frame_ranges:
+        rows = pq.read_table(manifest).to_pylist()
+        for r in rows:
+            if r["shot_id"] in frame_ranges:
+                r["first_frame"], r["last_frame"] = frame_ranges[r["shot_id"]]
+        write_manifest(rows, manifest)
     assert cli(["manifest", "check", str(manifest)]) == 0
     args = ["run", str(manifest), "--out", str(out), "--engine", "propagate",
             "--cache", str(cache)] + (["--shots", ",".join(shots)] if shots else [])
@@ -35,8 +45,13 @@ def _quick_start(samples_dir, tmp_path, shots: list[str] | None):
 
 
 def test_quick_start_small_samples(batch_env, samples_dir, tmp_path):
-    rows = _quick_start(samples_dir, tmp_path, ["BigBen", "ducky-float"])
+    rows = _quick_start(samples_dir, tmp_path, ["BigBen", "ducky-float"],
+                        frame_ranges={"ducky-float": (20, 31)})
     assert sorted(r["shot_id"] for r in rows) == ["BigBen", "ducky-float"]
+    from void_engine.io import probe
+
+    duck = next(r for r in rows if r["shot_id"] == "ducky-float")
+    assert probe(duck["result_uri"]).frames == 12
 
 
 @pytest.mark.slow

@@ -36,6 +36,25 @@ def tune_local_server() -> bool:
     return True
 
 
+_server_thread = None
+
+
+def start_local_server_early():
+    """Without PREFECT_API_URL: start the temporary server in a background thread now, so
+    its ~10 s boot (a subprocess: runs on the other core) overlaps the CLI's own imports and
+    manifest checks instead of following them. run_flow waits for it before the flow."""
+    import threading
+
+    global _server_thread
+    if _server_thread is None and tune_local_server():
+        from prefect.server.api.server import SubprocessASGIServer
+
+        _server_thread = threading.Thread(target=SubprocessASGIServer().start, daemon=True,
+                                          name="prefect-temporary-server")
+        _server_thread.start()
+    return _server_thread
+
+
 def announce_prefect() -> None:
     """Prefect without PREFECT_API_URL starts a temporary local server (10-18 s, history kept
     under PREFECT_HOME); say so, since that pause is otherwise a mystery."""
@@ -58,7 +77,10 @@ def run_flow(flow_fn, total_hint: int, **params) -> int:
     from flows import common
     from flows.report import format_table, read_report
 
+    tune_local_server()
     announce_prefect()
+    if _server_thread is not None:  # SubprocessASGIServer.start marks itself running before
+        _server_thread.join()       # it is healthy: never let the flow race it
     bar = tqdm(total=total_hint, unit="shot", desc="shots", file=sys.stderr)
 
     def on_shot(row: dict) -> None:

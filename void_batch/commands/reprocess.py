@@ -17,8 +17,10 @@ def register(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     import importlib
 
+    from void_batch.commands._prefect import run_flow, start_local_server_early
+
+    start_local_server_early()
     from flows.reprocess import failed_shots, reprocess
-    from void_batch.commands._prefect import run_flow
 
     for mod in args.plugin:
         importlib.import_module(mod)

@@ -44,7 +44,9 @@ def main(args: argparse.Namespace) -> int:
     import importlib
 
     from manifests.loader import load_manifest
-    from void_batch.commands._prefect import run_flow
+    from void_batch.commands._prefect import run_flow, start_local_server_early
+
+    start_local_server_early()
 
     for mod in args.plugin:
         importlib.import_module(mod)
