@@ -36,23 +36,95 @@ def tune_local_server() -> bool:
     return True
 
 
-_server_thread = None
+class _TemporaryServer:
+    """The temporary Prefect server, started by the CLI itself as its very first step.
+
+    Prefect's own ephemeral mode starts the server only when the flow asks for a client, after
+    the CLI has imported Prefect, its server package (~3 s in the client alone) and the flows,
+    and loaded the manifest; the server then boots for 6-10 s while the client waits. Started
+    here, before any Prefect import, the boot runs in parallel (a separate process) with all
+    of that, and PREFECT_API_URL points the client at it, so the client never imports the
+    server package. Same command and environment as Prefect's SubprocessASGIServer (UI off,
+    ephemeral services); stopped at exit after Prefect's own exit handlers have flushed."""
+
+    def __init__(self) -> None:
+        import atexit
+        import socket
+        import subprocess
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error",
+             "--lifespan", "on"], env=env)
+        atexit.register(self.stop)  # registered before Prefect's: runs after them
+
+    def wait_healthy(self) -> None:
+        import time
+        import urllib.request
+
+        timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+                        or 90)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"temporary Prefect server exited with code "
+                                   f"{self.proc.returncode} (port {self.port})")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"temporary Prefect server not healthy after {timeout:.0f} s "
+                           "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
 
 
-def start_local_server_early():
-    """Without PREFECT_API_URL: start the temporary server in a background thread now, so
-    its ~10 s boot (a subprocess: runs on the other core) overlaps the CLI's own imports and
-    manifest checks instead of following them. run_flow waits for it before the flow."""
-    import threading
+_server: _TemporaryServer | None = None
 
-    global _server_thread
-    if _server_thread is None and tune_local_server():
-        from prefect.server.api.server import SubprocessASGIServer
 
-        _server_thread = threading.Thread(target=SubprocessASGIServer().start, daemon=True,
-                                          name="prefect-temporary-server")
-        _server_thread.start()
-    return _server_thread
+def _profile_api_url() -> str | None:
+    """PREFECT_API_URL of the active Prefect profile, read without importing Prefect."""
+    import tomllib
+
+    home = os.path.expanduser(os.environ.get("PREFECT_HOME") or "~/.prefect")
+    path = os.environ.get("PREFECT_PROFILES_PATH") or os.path.join(home, "profiles.toml")
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active") or "ephemeral"
+    return (data.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL")
+
+
+def start_local_server_early() -> None:
+    """Without PREFECT_API_URL in the environment, and before Prefect is imported: start the
+    temporary server now (see _TemporaryServer). Otherwise a no-op: a configured API (also one
+    set in a Prefect profile, checked once Prefect is imported) or an already imported Prefect
+    gets Prefect's own behaviour."""
+    global _server
+    if (_server is not None or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules
+            or _profile_api_url()):
+        return
+    for k, v in LOCAL_SERVER_SETTINGS.items():
+        os.environ.setdefault(k, v)
+    _server = _TemporaryServer()
+    os.environ["PREFECT_API_URL"] = _server.api_url
 
 
 def announce_prefect() -> None:
@@ -61,7 +133,7 @@ def announce_prefect() -> None:
     from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value()
-    if url:
+    if url and not (_server and url == _server.api_url):
         print(f"Prefect API: {url}", file=sys.stderr)
     else:
         home = os.environ.get("PREFECT_HOME", "~/.prefect")
@@ -79,8 +151,8 @@ def run_flow(flow_fn, total_hint: int, **params) -> int:
 
     tune_local_server()
     announce_prefect()
-    if _server_thread is not None:  # SubprocessASGIServer.start marks itself running before
-        _server_thread.join()       # it is healthy: never let the flow race it
+    if _server is not None:
+        _server.wait_healthy()
     bar = tqdm(total=total_hint, unit="shot", desc="shots", file=sys.stderr)
 
     def on_shot(row: dict) -> None:
