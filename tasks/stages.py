@@ -118,6 +118,14 @@ def stage_extra(stage: str, run: RunConfig) -> dict:
                  or getattr(mod, "__version__", None)}
         if stage == "gate":
             extra["threshold"] = run.gate_threshold
+        if stage == "segmentation" and mod is not None:  # a different SAM2 model gives different masks
+            cfg = mod.Sam2Config.from_env()
+            extra["sam2"] = [cfg.checkpoint, cfg.model_config, cfg.image_size]
+        if stage == "vlm_quadmask":  # VLM answers are keyed by backend + model (+ prompt version)
+            from void_engine.masks.vlm.client import VlmConfig
+
+            vlm = VlmConfig.from_env()
+            extra["vlm"] = [vlm.backend, vlm.model] if vlm else None
         return extra
     if stage == "encode":
         return {"review": run.review}
@@ -215,7 +223,8 @@ def segmentation(shot, run, up, store, key):
 
     def work(tmp: Path) -> dict:
         seg.segment_shot(shot.plate_uri, shot.prompts_json(), str(tmp / "black_mask.mp4"),
-                         shot_id=shot.shot_id, frame_range=_frame_range(shot))
+                         shot_id=shot.shot_id, frame_range=_frame_range(shot),
+                         config=seg.Sam2Config.from_env())
         return {}
 
     return _commit_with(store, "segmentation", key, work)
@@ -224,6 +233,7 @@ def segmentation(shot, run, up, store, key):
 @stage_task("vlm_quadmask")
 def vlm_quadmask(shot, run, up, store, key):
     reasoning = masks_module("reasoning")
+    from void_engine.masks.vlm.client import VlmConfig  # env: VOID_VLM_URL / _MODEL / _BACKEND
     seg = up["segmentation"]
     black = (str(store.local_dir(seg.entry) / "black_mask.mp4") if seg.status == "done"
              else shot.black_mask_uri)
@@ -232,6 +242,7 @@ def vlm_quadmask(shot, run, up, store, key):
         r = reasoning.build_quadmask(shot.plate_uri, black, str(tmp / "quadmask.mp4"),
                                      shot_id=shot.shot_id, instruction=shot.instruction or "",
                                      grey_mask_uri=shot.grey_mask_uri,
+                                     vlm=VlmConfig.from_env(),
                                      frame_range=_frame_range(shot))
         return {"path": r.path, "vlm_model": r.vlm_model, "error": r.error,
                 "details": r.details}

@@ -47,3 +47,30 @@ class TwoPassTestEngine(Engine):
         out = pass1.astype(np.int16)
         out[quadmask != KEEP] += shift
         return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@register_engine("test-identity")
+class IdentityTestEngine(Engine):
+    """Both passes return their input unchanged: the flow's morphing gate then scores the plate's
+    own object, which lets a test choose the gate's decision by choosing the plate."""
+
+    name = "test-identity"
+    supports_pass2 = True
+    frame_rules = FrameRules()
+    model_size = (96, 160)
+
+    def __init__(self, log: str | None = None):
+        self.log = log
+
+    def _note(self, what: str) -> None:
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(f"{what} {os.getpid()}\n")
+
+    def pass1(self, clip, quadmask, prompt, params, progress=None):
+        self._note("pass1")
+        return clip.copy()
+
+    def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
+        self._note("pass2")
+        return pass1.copy()
