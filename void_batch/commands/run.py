@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -17,6 +18,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", help="comma-separated shot ids to run")
     p.add_argument("--tags", help="comma-separated tags: run shots carrying any of them")
     p.add_argument("--no-review", action="store_true", help="skip review movie/contact sheet")
+    p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine constructor option, repeatable (see `void-batch remove -h`)")
     p.add_argument("--gate-threshold", type=float, help="morphing-gate threshold override")
     p.add_argument("--plugin", action="append", default=[],
                    help="module to import (in the driver and the engine actors) that registers "
@@ -28,7 +31,10 @@ def split(v: str | None) -> list[str] | None:
 
 
 def flow_params(args: argparse.Namespace) -> dict:
-    return dict(manifest=args.manifest, output_root=args.out, engine=args.engine,
+    from void_batch.commands.remove import parse_engine_opts
+
+    return dict(engine_kwargs=parse_engine_opts(args.engine_opt) or None,
+                manifest=args.manifest, output_root=args.out, engine=args.engine,
                 weights=args.weights, cache=args.cache, ray_address=args.ray_address,
                 tags=split(args.tags), plugins=args.plugin or None,
                 review=not args.no_review, gate_threshold=args.gate_threshold)
@@ -46,6 +52,13 @@ def main(args: argparse.Namespace) -> int:
     from manifests.loader import load_manifest
     from void_batch.commands._prefect import run_flow, start_local_server_early
 
+    from void_engine.errors import InputError
+
+    try:
+        params = flow_params(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     start_local_server_early()
 
     for mod in args.plugin:
@@ -55,4 +68,4 @@ def main(args: argparse.Namespace) -> int:
     total = len(shots) if shots else len(m.shots) + len({e.row for e in m.errors})
     from flows.nightly_batch import nightly_batch
 
-    return run_flow(nightly_batch, total, shots=shots, **flow_params(args))
+    return run_flow(nightly_batch, total, shots=shots, **params)
