@@ -134,3 +134,20 @@ def good_answer(clip, grid, frames=None, **overrides) -> dict:
     obj.update(overrides)
     return {"affected_objects": [obj], "scene_description": "a blue box on a textured floor",
             "confidence": 0.8}
+
+
+def read_quadmask_frames(uri) -> np.ndarray:
+    """All frames of a written mask file, quantized, as (T, H, W)."""
+    from void_engine.masks import maskio
+
+    with maskio.opened(uri, "quadmask") as info:
+        return np.stack(list(maskio.read_mask(info)))
+
+
+@pytest.fixture
+def grid(push):
+    """The VLM grid of the synthetic push clip."""
+    from void_engine.masks.grid import Grid
+
+    h, w = push["clip"].frames.shape[1:3]
+    return Grid.for_size(w, h)

@@ -10,26 +10,14 @@ import sys
 import numpy as np
 import pytest
 from conftest import good_answer
+from conftest import read_quadmask_frames as read
 
 from void_batch.cli import main
 from void_engine import quadmask
-from void_engine.masks import maskio
-from void_engine.masks.grid import Grid
 
 REPO_PY = sys.executable
 TINY = ["--sam2-config", "configs/sam2.1/sam2.1_hiera_t.yaml", "--sam2-image-size", "256",
         "--sam2-device", "cpu", "--sam2-random-weights"]
-
-
-def read(uri):
-    with maskio.opened(uri, "quadmask") as info:
-        return np.stack(list(maskio.read_mask(info)))
-
-
-@pytest.fixture
-def grid(push):
-    h, w = push["clip"].frames.shape[1:3]
-    return Grid.for_size(w, h)
 
 
 def test_clicks_to_quadmask_end_to_end(push, grid, vlm_server, tmp_path):

@@ -8,11 +8,11 @@ import logging
 import numpy as np
 import pytest
 from conftest import good_answer
+from conftest import read_quadmask_frames as read
 
 from void_engine import quadmask
 from void_engine.errors import InputError
 from void_engine.masks import maskio
-from void_engine.masks.grid import Grid
 from void_engine.masks.reasoning import PROMPT_VERSION, build_quadmask
 from void_engine.masks.vlm.client import VlmConfig
 
@@ -22,17 +22,6 @@ def cfg(server, tmp_path=None, **kw) -> VlmConfig:
                 backoff_s=0.01, frames=4, max_side=256)
     base.update(kw)
     return VlmConfig(**base)
-
-
-def read(uri) -> np.ndarray:
-    with maskio.opened(uri, "quadmask") as info:
-        return np.stack(list(maskio.read_mask(info)))
-
-
-@pytest.fixture
-def grid(push):
-    h, w = push["clip"].frames.shape[1:3]
-    return Grid.for_size(w, h)
 
 
 def run(push, tmp_path, vlm, name="q.mp4", **kw):
