@@ -125,21 +125,19 @@ def parse_engine_opts(items: list[str]) -> dict:
 
 def _make_engine(name: str, weights: str | None, model_size: tuple[int, int] | None,
                  options: dict | None = None):
-    from void_engine.engines.base import create_engine
+    from void_engine.engines.base import available_engines, create_engine, engine_accepts
 
-    kwargs = {"weights": weights} if weights else {}
-    kwargs.update(options or {})
-    if model_size is not None:
-        try:  # engines that work at a configurable size take it; others just get the clip
-            return create_engine(name, **kwargs, model_size=model_size)
-        except TypeError:
-            pass
-    try:
-        return create_engine(name, **kwargs)
-    except TypeError as exc:
-        if weights:
-            raise InputError(f"engine {name!r} takes no --weights") from None
-        raise InputError(f"engine {name!r} cannot be built: {exc}") from None
+    if name not in available_engines():
+        return create_engine(name)  # raises the "unknown engine" error
+    kwargs = dict(options or {})
+    if weights:
+        if not engine_accepts(name, "weights"):
+            raise InputError(f"engine {name!r} takes no --weights")
+        kwargs["weights"] = weights
+    # Engines that work at a configurable size take it; others just get the clip at that size.
+    if model_size is not None and engine_accepts(name, "model_size"):
+        kwargs["model_size"] = model_size
+    return create_engine(name, **kwargs)
 
 
 def remove(args: argparse.Namespace):

@@ -126,4 +126,19 @@ def create_engine(name: str, **kwargs: Any) -> Engine:
         importlib.import_module(_LAZY[name])
     if name not in _REGISTRY:
         raise InputError(f"unknown engine {name!r} (available: {', '.join(available_engines())})")
+    unknown = [k for k in kwargs if not engine_accepts(name, k)]
+    if unknown:  # a typo in an option must not be silently ignored
+        raise InputError(f"engine {name!r} has no option(s) {', '.join(sorted(unknown))}")
     return _REGISTRY[name](**kwargs)
+
+
+def engine_accepts(name: str, option: str) -> bool:
+    """Whether the engine registered as `name` takes constructor option `option`."""
+    import inspect
+
+    if name not in _REGISTRY and name in _LAZY:
+        import importlib
+
+        importlib.import_module(_LAZY[name])
+    params = inspect.signature(_REGISTRY[name]).parameters
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

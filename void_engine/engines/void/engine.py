@@ -66,7 +66,7 @@ class VoidEngine(Engine):
                  model_size: tuple[int, int] | None = None, window_frames: int | None = None,
                  base: str | None = None, noise_mode: str = "aligned",
                  raft_weights: str | Path | None = None, pass2_mask: str = "binary",
-                 uint8: str = "round", **_: Any):
+                 uint8: str = "round"):
         if weights is None:
             raise InputError("engine 'void' needs --weights DIR (void_pass1.safetensors, "
                              "void_pass2.safetensors and the base model)")
