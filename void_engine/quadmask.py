@@ -127,13 +127,11 @@ def from_binary(binary: np.ndarray, affected: np.ndarray | None = None) -> np.nd
     if obj.ndim == 3 and obj.shape[-1] in (3, 4):
         obj = obj[..., 0]
     obj = obj.astype(bool) if obj.dtype == bool or obj.max(initial=0) <= 1 else obj >= 128
+    aff = np.zeros_like(obj) if affected is None else np.asarray(affected, dtype=bool)
     out = np.full(obj.shape, KEEP, dtype=np.uint8)
-    if affected is not None:
-        out[np.asarray(affected, dtype=bool)] = AFFECTED
-        out[obj & np.asarray(affected, dtype=bool)] = OVERLAP
-        out[obj & ~np.asarray(affected, dtype=bool)] = REMOVE
-    else:
-        out[obj] = REMOVE
+    out[aff] = AFFECTED
+    out[obj] = REMOVE
+    out[obj & aff] = OVERLAP
     return out
 
 
