@@ -194,3 +194,30 @@ def test_sample_plates_probe(samples_dir):
     info = io.probe(str(samples_dir / "ducky-float" / "input_video.mp4"))
     assert (info.width, info.height, info.frames, info.fps) == (1296, 720, 62, Fraction(12))
     assert info.audio_codec == "aac"
+
+
+def test_plate_overlay_composites_in_the_encoder_and_reports_a_short_plate(tmp_path):
+    frames = synthetic_frames(6)
+    plate = write_clip(tmp_path / "plate.mkv", frames, "ffv1")
+    patch = np.zeros((16, 24, 4), np.uint8)
+    patch[4:12, 6:18] = (255, 0, 0, 255)  # opaque red; alpha 0 elsewhere
+    out = str(tmp_path / "out.mkv")
+    overlay = io.PlateOverlay(plate, 1, 5, 10, 20, (16, 24))
+    with io.open_writer(out, "ffv1", fps=FPS, size=(64, 96), overlay=overlay) as w:
+        for _ in range(5):
+            w.write(patch)
+    back = list(io.read_frames(io.probe(out)))
+    assert len(back) == 5
+    for got, plate_frame in zip(back, frames[1:]):
+        expect = plate_frame.copy()
+        expect[14:22, 26:38] = (255, 0, 0)
+        assert np.array_equal(got, expect)
+    # A plate that runs out before the patches: a specific error and nothing left behind.
+    short = str(tmp_path / "short.mkv")
+    with pytest.raises(InputError, match=r"gave [0-9]+ of 8 frames"):
+        with io.open_writer(short, "ffv1", fps=FPS, size=(64, 96),
+                            overlay=io.PlateOverlay(plate, 0, 8, 0, 0, (16, 24))) as w:
+            for _ in range(8):
+                w.write(patch)
+    assert not os.path.exists(short)
+    assert sorted(os.listdir(tmp_path)) == ["out.mkv", "plate.mkv"]

@@ -14,7 +14,8 @@ from void_engine import io, stages
 from void_engine import quadmask as qm
 from void_engine.engines.base import FrameRules
 from void_engine.modelspace import (blend_alpha, composite_frame, first_occurrence,
-                                    pad_plan, padded_length, ping_pong, upscale_crop)
+                                    pad_plan, padded_length, ping_pong, resize_mask,
+                                    upscale_crop)
 
 VOID_RULES = FrameRules(temporal_multiple=4, odd_k=True, min_frames=85)
 
@@ -213,3 +214,70 @@ def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
     back = list(qm.read_quadmask(enc.matte_uri))
     expect = list(qm.read_quadmask(lossy))
     assert all(np.array_equal(a, b) for a, b in zip(back, expect))
+
+
+def _blob_masks(rng, shape, n=6):
+    """Quadmasks with random ellipses of all three change values, plus an empty one."""
+    import cv2
+
+    out = [np.full(shape, qm.KEEP, np.uint8)]
+    for _ in range(n):
+        m = np.full(shape, qm.KEEP, np.uint8)
+        for value in (qm.AFFECTED, qm.REMOVE, qm.OVERLAP):
+            cy, cx = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+            axes = (int(rng.integers(3, shape[1] // 4)), int(rng.integers(3, shape[0] // 4)))
+            cv2.ellipse(m, (int(cx), int(cy)), axes, float(rng.integers(0, 180)), 0, 360,
+                        int(value), -1)
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("plate, model", [((2160, 3840), (384, 672)), ((1080, 1920), (384, 672)),
+                                          ((720, 1283), (384, 672)), ((360, 544), (192, 320))])
+def test_resize_mask_window_matches_whole_frame_area_resize(plate, model):
+    """resize_mask only resizes the grid-aligned window around the change; every pixel must
+    be what a whole-frame INTER_AREA resize + quantize gives (odd ratios included)."""
+    import cv2
+
+    for m in _blob_masks(np.random.default_rng(sum(plate)), plate):
+        whole = qm.quantize(cv2.resize(m, model[::-1], interpolation=cv2.INTER_AREA))
+        assert np.array_equal(resize_mask(m, model), whole)
+
+
+def test_resize_mask_window_matches_on_the_sample_masks(samples_dir):
+    import cv2
+
+    for name in ("lime", "BigBen"):
+        for m in qm.read_quadmask(qm.find_quadmask(str(samples_dir / name)), count=8):
+            whole = qm.quantize(cv2.resize(m, (672, 384), interpolation=cv2.INTER_AREA))
+            assert np.array_equal(resize_mask(m, (384, 672)), whole)
+
+
+def test_bounding_box_is_the_box_of_non_keep_pixels():
+    import cv2
+
+    for m in _blob_masks(np.random.default_rng(9), (90, 160)):
+        x, y, w, h = cv2.boundingRect((m != qm.KEEP).astype(np.uint8))
+        assert qm.bounding_box(m) == (None if w == 0 else (y, y + h, x, x + w))
+
+
+def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_pass(tmp_path):
+    """The per-frame work stays inside the box of non-KEEP levels; the histogram and the
+    quantized frame must equal a whole-frame count and quantize."""
+    from void_engine.io import matte as mio
+
+    _, _, masks = _plate_and_masks(tmp_path)
+    lossy = str(tmp_path / "lossy.mp4")
+    h, w = masks[0].shape
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
+                    f"{w}x{h}", "-framerate", "12", "-i", "-", "-c:v", "libx264", "-crf", "23",
+                    "-pix_fmt", "yuv420p", lossy],
+                   input=b"".join(m.tobytes() for m in masks), check=True)
+    info = io.probe(lossy, what="quadmask")
+    raws = list(io.read_video(lossy, channels=1, scale_flags="neighbor"))
+    got = list(mio.quantized_frames(info, first=0, count=len(masks), size=None))
+    assert len(got) == len(raws) == len(masks)
+    for raw, (q, hist, box) in zip(raws, got):
+        assert np.array_equal(hist, np.bincount(raw.ravel(), minlength=256))
+        assert np.array_equal(q, qm.quantize(raw))
+        assert box == qm.bounding_box(raw)

@@ -64,6 +64,18 @@ def change_region(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask) != KEEP
 
 
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight (y0, y1, x0, x1) box of the pixels of a uint8 (H, W) mask that are not KEEP,
+    or None when there are none. (numpy's min-reductions: ~10x cheaper than compare +
+    boundingRect on a 4K frame.)"""
+    rows = np.flatnonzero(mask.min(axis=1) != KEEP)
+    if not len(rows):
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[y0:y1].min(axis=0) != KEEP)
+    return y0, y1, int(cols[0]), int(cols[-1]) + 1
+
+
 def remove_region(mask: np.ndarray) -> np.ndarray:
     """Boolean map of the primary object (REMOVE or OVERLAP)."""
     m = np.asarray(mask)
@@ -218,7 +230,8 @@ def read_quadmask(path: str, *, first: int = 0, count: int | None = None,
     count = info.frames - first if count is None else count
     if info.kind == "video":
         raw_frames = read_video(info.path, first=first, count=count, size=size, channels=1,
-                                scale_flags="neighbor", what=what)
+                                scale_flags="neighbor", what=what,
+                                source_size=info.size)
     else:
         def _seq():
             for f in info.files[first:first + count]:

@@ -216,6 +216,7 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
 
     import cv2
 
+    from void_engine.io import Prefetch
     from void_engine.io import matte as mio
     from void_engine.modelspace import ChangeRegionWriter, resize_mask
     from void_engine.quadmask import KEEP, open_quadmask_writer
@@ -229,11 +230,18 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
         with contextlib.ExitStack() as stack:
             matte = None if copy else stack.enter_context(open_quadmask_writer(
                 str(workdir / _MATTE), fps=plate.fps, size=plate.size))
-            for i, (q, hist) in enumerate(mio.quantized_frames(
-                    minfo, first=mask_first, count=n, size=mask_size)):
+            # Decoded a couple of frames ahead on a thread: ffmpeg keeps decoding while this
+            # loop works (the pipe alone holds 64 KB, so it would wait on every frame).
+            frames = stack.enter_context(Prefetch(mio.quantized_frames(
+                minfo, first=mask_first, count=n, size=mask_size), depth=2))
+            for i, (q, hist, box) in enumerate(frames):
                 raw_counts += hist
                 masks[i] = resize_mask(q, model_size)
-                regions.add(cv2.compare(q, KEEP, cv2.CMP_NE))
+                if box is None:
+                    regions.add(np.zeros((1, 1), bool))
+                else:  # only the box can hold change
+                    y0, y1, x0, x1 = box
+                    regions.add(cv2.compare(q[y0:y1, x0:x1], KEEP, cv2.CMP_NE), (y0, x0))
                 if matte is not None:
                     matte.write(q)
                 got = i + 1

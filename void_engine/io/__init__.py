@@ -51,7 +51,7 @@ def read_frames(info: PlateInfo, *, first: int = 0, count: int | None = None,
     if info.kind == "video":
         dtype = np.uint8 if (uint8 or info.depth == 8) else np.uint16
         yield from read_video(info.path, first=first, count=count, size=size, dtype=dtype,
-                              what=what, threads=threads)
+                              what=what, threads=threads, source_size=info.size)
         return
     for path in info.files[first:first + count]:
         frame = read_image(path)

@@ -18,9 +18,9 @@ import numpy as np
 
 from void_engine import quadmask as qm
 from void_engine.errors import OutputError
-from void_engine.io.probe import PlateInfo, probe
+from void_engine.io.probe import PlateInfo
 from void_engine.io.uri import local_output, make_public
-from void_engine.io.video import read_video
+from void_engine.io.video import progress_frames, read_video
 
 _LEVELS = np.arange(256, dtype=np.uint8)
 _QUANTIZE = qm.quantize(_LEVELS)  # the quadmask's own thresholds as a lookup table
@@ -35,24 +35,36 @@ def level_histogram(frame: np.ndarray) -> np.ndarray:
     return hist.ravel().astype(np.int64)
 
 
+Box = tuple[int, int, int, int]
+
+
 def quantized_frames(info: PlateInfo, *, first: int, count: int,
-                     size: tuple[int, int] | None,
-                     what: str = "quadmask") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                     size: tuple[int, int] | None, what: str = "quadmask",
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, Box | None]]:
     """Like quadmask.read_quadmask(strict=True), yielding (quantized frame, raw level
-    histogram) so callers can count values and tell an exact file from a lossy one without
-    another pass over 4K pixels."""
+    histogram, box) so callers can count values and tell an exact file from a lossy one
+    without another pass over 4K pixels. Every pixel outside `box` (y0, y1, x0, x1) is KEEP
+    (None: all of them), so per-frame work can stay inside it."""
     if info.kind != "video":
         for q in qm.read_quadmask(info.path, first=first, count=count, size=size, what=what):
-            yield q, level_histogram(q)
+            yield q, level_histogram(q), qm.bounding_box(q)
         return
     raw_frames = read_video(info.path, first=first, count=count, size=size, channels=1,
-                            scale_flags="neighbor", what=what, threads=2)
+                            scale_flags="neighbor", what=what, threads=2,
+                            source_size=info.size)
     for i, raw in enumerate(raw_frames):
-        hist = level_histogram(raw)
-        if hist[_FAR].any():  # let the quadmask module judge (and word) a doubtful frame
-            qm.check_levels(raw, frame_index=first + i, what=what)
-        exact = not hist[~_EXACT].any()  # a lossless mask: quantizing would change nothing
-        yield (raw if exact else cv2.LUT(raw, _QUANTIZE)), hist
+        box = qm.bounding_box(raw)  # outside it every raw level is exactly KEEP
+        hist = np.zeros(256, np.int64)
+        hist[qm.KEEP] = raw.size
+        if box is not None:
+            crop = raw[box[0]:box[1], box[2]:box[3]]
+            hist += level_histogram(crop)
+            hist[qm.KEEP] -= crop.size
+            if hist[_FAR].any():  # let the quadmask module judge (and word) a doubtful frame
+                qm.check_levels(raw, frame_index=first + i, what=what)
+            if hist[~_EXACT].any():  # lossy: quantize (inside the box: outside is KEEP)
+                crop[...] = cv2.LUT(crop, _QUANTIZE)
+        yield raw, hist, box
 
 
 def quantized_counts(raw_counts: np.ndarray) -> dict[int, int]:
@@ -85,20 +97,22 @@ def stream_copy(src: str, dst: str, *, frames: int) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}.part-", suffix=".mkv",
                                dir=folder)
     os.close(fd)
+    progress = tmp + ".progress"
     try:
         proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-map",
-                               "0:v:0", "-c", "copy", "-f", "matroska", tmp],
-                              capture_output=True, text=True)
+                               "0:v:0", "-c", "copy", "-f", "matroska", "-progress", progress,
+                               tmp], capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
             raise OutputError(f"cannot write matte {dst}: {last.strip()}")
-        if probe(tmp, what="matte").frames != frames:
+        if progress_frames(progress) != frames:
             raise OutputError(f"cannot write matte {dst}: stream copy lost frames")
         make_public(tmp)
         os.replace(tmp, dst)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for path in (tmp, progress):
+            if os.path.exists(path):
+                os.remove(path)
     return dst
 
 

@@ -37,13 +37,16 @@ _AUDIO_COPY = {
 def read_video(path: str, *, first: int = 0, count: int | None = None,
                size: tuple[int, int] | None = None, dtype=np.uint8, channels: int = 3,
                scale_flags: str = "area", what: str = "plate",
-               threads: int | None = None) -> Iterator[np.ndarray]:
+               threads: int | None = None,
+               source_size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """Yield frames first..first+count-1 of `path` as (H, W, 3) RGB or (H, W) grey arrays.
 
     size=(h, w) scales inside ffmpeg (area by default: what a model-space downscale wants).
-    Grey output takes the decoded luma plane as is (no range conversion), which is how mask
-    values survive. Raises InputError if ffmpeg fails to decode. threads caps the decoder's
-    threads (each H.264 frame thread holds its own 4K frames; default: ffmpeg's choice).
+    Grey output is the luma plane as ffmpeg converts it to full-range grey (a limited-range
+    YUV mask's 16/235 come back as 0/255; grey and full-range sources pass unchanged).
+    Raises InputError if ffmpeg fails to decode. threads caps the decoder's threads (each
+    H.264 frame thread holds its own 4K frames; default: ffmpeg's choice). source_size=(h, w),
+    when the caller has probed the file already, saves another ffprobe run.
     """
     dtype = np.dtype(dtype)
     pix = _PIX[(dtype, channels)]
@@ -53,7 +56,10 @@ def read_video(path: str, *, first: int = 0, count: int | None = None,
         filters.append(f"trim=start_frame={first}{end},setpts=PTS-STARTPTS")
     if size is not None:
         filters.append(f"scale={size[1]}:{size[0]}:flags={scale_flags}")
-    w, h = size[::-1] if size is not None else _frame_size(path)
+    if size is not None:
+        w, h = size[::-1]
+    else:
+        w, h = source_size[::-1] if source_size is not None else _frame_size(path)
     cmd = ["ffmpeg", "-nostdin", "-v", "error"]
     if threads:
         cmd += ["-threads", str(threads)]
@@ -92,6 +98,17 @@ def read_video(path: str, *, first: int = 0, count: int | None = None,
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def progress_frames(path: str) -> int:
+    """Frames written, from an ffmpeg `-progress` file (its last `frame=` line): ffmpeg's own
+    count, which saves an ffprobe run over the finished file."""
+    frames = 0
+    with open(path) as f:
+        for line in f:
+            if line.startswith("frame="):
+                frames = int(line.split("=", 1)[1])
+    return frames
 
 
 def _frame_size(path: str) -> tuple[int, int]:
@@ -210,6 +227,11 @@ class VideoWriter:
                                "asetpts=PTS-STARTPTS", "-c:a", "aac", "-b:a", "256k"]
         cmd += codec_args(codec, w=w, h=h, dtype=self.dtype, channels=channels, crf=crf)
         cmd += extra or []
+        self._progress = None
+        if overlay:  # how many frames came out (the plate may run short): ffmpeg's own count
+            fd, self._progress = tempfile.mkstemp(prefix=".progress-", suffix=".txt")
+            os.close(fd)
+            cmd += ["-progress", self._progress]
         cmd += ["-r", f"{fps.numerator}/{fps.denominator}", "-f", fmt, self.tmp]
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
@@ -253,14 +275,13 @@ class VideoWriter:
             self._fail(f"ffmpeg exit {self.proc.returncode}")
         self._err.close()
         if self.overlay:  # the plate may have run out before the patches did
-            from void_engine.io.probe import probe
-
-            got = probe(self.tmp, what="result").frames
+            got = progress_frames(self._progress)
             if got != self.frames:
                 self._cleanup()
                 raise InputError(f"plate {self.overlay.path} gave {got} of {self.frames} "
                                  "frames while encoding")
         os.replace(self.tmp, self.path)
+        self._cleanup()
         return self.path
 
     def abort(self) -> None:
@@ -270,7 +291,8 @@ class VideoWriter:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        for path in (self.tmp, self._progress):
+            if path and os.path.exists(path):
+                os.remove(path)
         if not self._err.closed:
             self._err.close()
