@@ -221,3 +221,24 @@ def test_plate_overlay_composites_in_the_encoder_and_reports_a_short_plate(tmp_p
                 w.write(patch)
     assert not os.path.exists(short)
     assert sorted(os.listdir(tmp_path)) == ["out.mkv", "plate.mkv"]
+
+
+@pytest.mark.parametrize("pix_fmt, full_range", [
+    *((f, False) for f in sorted(io.video._BGRA_EXACT)), ("yuv420p", True), ("yuv444p", True)])
+def test_bgra_exact_formats_decode_to_bgra_as_to_rgb(tmp_path, pix_fmt, full_range):
+    """PlateOverlay blends in BGRA for these formats: their BGRA decode must be their RGB
+    decode channel for channel, or plate pixels would change outside the region."""
+    src = str(tmp_path / "src.nut")  # rawvideo in NUT stores any pix_fmt as it is
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=133x71:rate=12", "-frames:v", "2", "-pix_fmt", pix_fmt,
+                    *(["-vf", "scale=out_range=full", "-color_range", "pc"] if full_range
+                      else []), "-c:v", "rawvideo", src], check=True)
+    assert io.probe(src).pix_fmt == pix_fmt
+
+    def decode(fmt, channels):
+        out = subprocess.run(["ffmpeg", "-v", "error", "-i", src, "-f", "rawvideo",
+                              "-pix_fmt", fmt, "-"], capture_output=True, check=True).stdout
+        return np.frombuffer(out, np.uint8).reshape(-1, channels)
+
+    assert np.array_equal(decode("bgra", 4)[:, 2::-1], decode("rgb24", 3))
+    assert io.bgra_exact(pix_fmt) and not io.bgra_exact("yuv420p10le")

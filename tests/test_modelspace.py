@@ -281,3 +281,42 @@ def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_p
         assert np.array_equal(hist, np.bincount(raw.ravel(), minlength=256))
         assert np.array_equal(q, qm.quantize(raw))
         assert box == qm.bounding_box(raw)
+
+
+@pytest.mark.parametrize("pix_fmt, full_range", [("yuv444p", False), ("yuv420p", False),
+                                                 ("yuv444p", True), ("gray", False)])
+def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, pix_fmt,
+                                                                      full_range):
+    """8-bit YUV/grey masks are read as their stored Y plane plus ffmpeg's own range map;
+    the levels must be exactly what ffmpeg's grey conversion gives, ramp levels included."""
+    from void_engine.io import matte as mio
+
+    _, _, masks = _plate_and_masks(tmp_path)
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (72 * 120) // 256 + 1)[:72 * 120]
+    frames = [*masks, ramp.reshape(72, 120)]
+    path = str(tmp_path / "m.nut")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
+                    "120x72", "-framerate", "12", "-i", "-", "-pix_fmt", pix_fmt,
+                    *(["-color_range", "pc"] if full_range else []), "-c:v", "rawvideo",
+                    path], input=b"".join(f.tobytes() for f in frames), check=True)
+    info = io.probe(path, what="quadmask")
+    assert mio._luma_route(info, None)[0]
+    grey = list(io.read_video(path, channels=1))
+    for g, (q, hist, _) in zip(grey[:-1], mio.quantized_frames(info, first=0, count=6,
+                                                              size=None)):
+        assert np.array_equal(hist, np.bincount(g.ravel(), minlength=256))
+        assert np.array_equal(q, qm.quantize(g))
+    plane = next(io.read_video(path, first=6, count=1, channels=1, luma_plane=True))
+    lut = mio._luma_route(info, None)[1]
+    assert np.array_equal(plane if lut is None else lut[plane], grey[-1])
+
+
+def test_quantized_frames_of_the_lime_mask_match_ffmpegs_grey_decode(samples_dir):
+    from void_engine.io import matte as mio
+
+    path = str(samples_dir / "lime" / "quadmask_0.mp4")
+    info = io.probe(path, what="quadmask")
+    assert mio._luma_route(info, None) != (False, None)  # the fast route is taken
+    for g, (q, hist, _) in zip(io.read_video(path, count=4, channels=1),
+                               mio.quantized_frames(info, first=0, count=4, size=None)):
+        assert np.array_equal(q, g) and hist[qm.KEEP] == (g == qm.KEEP).sum()

@@ -281,9 +281,10 @@ class ChangeRegions:
 
 
 def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
-                    size: tuple[int, int], **blend):
-    """Per plate frame, the RGBA patch (size, at plate position origin=(y, x)) that an
-    encoder blends onto the plate (io.PlateOverlay): the upscaled result with alpha =
+                    size: tuple[int, int], *, bgra: bool = False, **blend):
+    """Per plate frame, the RGBA (bgra=True: BGRA) patch (size, at plate position
+    origin=(y, x)) that an encoder blends onto the plate (io.PlateOverlay): the upscaled
+    result with alpha =
     round(255 * blend alpha), alpha 0 outside the frame's region. `results[j]` is frame j's
     model-space result. The same array is reused: write it before asking for the next."""
     patch = np.zeros((*size, 4), np.uint8)
@@ -298,5 +299,6 @@ def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
             ys, xs, alpha, res = region_blend(regions.plate_size, *region, results[j], **blend)
             last = slice(ys.start - oy, ys.stop - oy), slice(xs.start - ox, xs.stop - ox)
             a8 = cv2.multiply(alpha, 255.0, dtype=cv2.CV_8U)  # rounded
-            patch[last] = cv2.merge((*cv2.split(res), a8))
+            r, g, b = cv2.split(res)
+            patch[last] = cv2.merge((b, g, r, a8) if bgra else (r, g, b, a8))
         yield patch

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -130,9 +131,11 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
     mh, mw = model_size
     with local_input(plate_uri, "plate") as plate_path, \
             local_input(quadmask_uri, "quadmask") as mask_path:
-        plate = probe(plate_path, what="plate", fps=fps)
-        first, n = resolve_range(frame_range, plate.frames)
-        minfo = probe(mask_path, what="quadmask")
+        with ThreadPoolExecutor(2) as pool:  # two ffprobe runs at once (~0.15 s each)
+            mask_probe = pool.submit(probe, mask_path, what="quadmask")
+            plate = probe(plate_path, what="plate", fps=fps)
+            first, n = resolve_range(frame_range, plate.frames)
+            minfo = mask_probe.result()
         mask_first, mask_size = _align_mask(minfo, plate, first, n)
         clip = np.empty((n, mh, mw, 3), np.uint8)
         # The plate decodes (small, scaled in ffmpeg) in a thread while the mask pass runs;
@@ -222,6 +225,8 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
     from void_engine.quadmask import KEEP, open_quadmask_writer
 
     copy = mio.may_stream_copy(minfo, plate, mask_first, n, mask_size)
+    copier = _speculative_copy(minfo.path, str(workdir / f".copy.{_MATTE}"), n) if copy \
+        else None
     masks = np.empty((n, *model_size), np.uint8)
     raw_counts = np.zeros(256, np.int64)
     got = 0
@@ -256,15 +261,41 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
         regions.close()
     except BaseException:
         regions.abort()
+        _discard(copier)
         raise
-    if copy and mio.holds_exact_values(raw_counts):
-        mio.stream_copy(minfo.path, str(workdir / _MATTE), frames=n)
-    elif copy:  # a lossless-capable codec that was not used losslessly: encode after all
+    copied = copier.result() if copier else ""
+    if copied and mio.holds_exact_values(raw_counts):
+        os.replace(copied, workdir / _MATTE)
+    elif copy:  # lossless-capable, but not used losslessly (or no copy): encode after all
         from void_engine.quadmask import read_quadmask, write_quadmask
 
+        _discard(copier)
         frames = read_quadmask(minfo.path, first=mask_first, count=n, strict=False)
         write_quadmask(str(workdir / _MATTE), frames, fps=plate.fps)
     return masks, counts
+
+
+def _speculative_copy(src: str, dst: str, frames: int):
+    """Start the matte's stream copy on a thread while the mask pass runs (it only becomes
+    the matte if the pass finds exact values); the future gives dst, or "" if it failed."""
+    from void_engine.io.matte import stream_copy
+
+    def run() -> str:
+        try:
+            return stream_copy(src, dst, frames=frames)
+        except OutputError:
+            return ""
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(run)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _discard(copier) -> None:
+    path = copier.result() if copier is not None else ""
+    if path and os.path.exists(path):
+        os.remove(path)
 
 
 def resolve_range(frame_range: tuple[int, int] | None, total: int) -> tuple[int, int]:
@@ -369,8 +400,8 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
 def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
     import contextlib
 
-    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, PlateOverlay, local_input,
-                                open_writer, probe)
+    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, PlateOverlay, bgra_exact,
+                                local_input, open_writer, probe)
     from void_engine.io.matte import deliver_file
     from void_engine.modelspace import ChangeRegions, first_occurrence, overlay_patches
 
@@ -410,7 +441,8 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
             union = regions.union(composite.dilate_px + composite.feather_px + 2)
             ys, xs = union or (slice(0, 1), slice(0, 1))
             overlay = PlateOverlay(plate_path, m.first_frame, n, ys.start, xs.start,
-                                   (ys.stop - ys.start, xs.stop - xs.start))
+                                   (ys.stop - ys.start, xs.stop - xs.start),
+                                   bgra=bgra_exact(plate.pix_fmt))
         writer = stack.enter_context(open_writer(
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
             audio_codec=plate.audio_codec, overlay=overlay,
@@ -419,7 +451,8 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
         if overlay is not None:
             small = (result[k] for k in pick)
             for done, patch in enumerate(overlay_patches(
-                    regions, list(small), (overlay.y, overlay.x), overlay.size, **blend), 1):
+                    regions, list(small), (overlay.y, overlay.x), overlay.size,
+                    bgra=overlay.bgra, **blend), 1):
                 writer.write(patch)
                 if progress:
                     progress(done, n)

@@ -24,13 +24,14 @@ from void_engine.io.probe import PlateInfo, probe, sequence_files
 from void_engine.io.sequence import SequenceWriter, read_image, write_image
 from void_engine.io.uri import check_writable, is_local, local_input, local_output
 from void_engine.io.video import CODECS as VIDEO_CODECS
-from void_engine.io.video import PlateOverlay, VideoWriter, codec_args, read_video
+from void_engine.io.video import (PlateOverlay, VideoWriter, bgra_exact, codec_args,
+                                  read_video)
 
 SEQUENCE_CODECS = ("png", "exr")
 ALL_CODECS = (*VIDEO_CODECS, *SEQUENCE_CODECS)
 
 __all__ = [
-    "ALL_CODECS", "PlateInfo", "PlateOverlay", "Prefetch", "SequenceWriter", "VideoWriter",
+    "ALL_CODECS", "PlateInfo", "PlateOverlay", "bgra_exact", "Prefetch", "SequenceWriter", "VideoWriter",
     "check_writable", "codec_args",
     "from_float", "is_local", "local_input", "local_output", "open_writer", "output_name",
     "probe", "read_frames", "read_image", "read_video", "scale_of", "sequence_files",

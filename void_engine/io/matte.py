@@ -7,6 +7,7 @@ few times a 4K mask has to be decoded and encoded.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -49,10 +50,13 @@ def quantized_frames(info: PlateInfo, *, first: int, count: int,
         for q in qm.read_quadmask(info.path, first=first, count=count, size=size, what=what):
             yield q, level_histogram(q), qm.bounding_box(q)
         return
+    plane, to_full = _luma_route(info, size)
     raw_frames = read_video(info.path, first=first, count=count, size=size, channels=1,
                             scale_flags="neighbor", what=what, threads=2,
-                            source_size=info.size)
+                            source_size=info.size, luma_plane=plane)
     for i, raw in enumerate(raw_frames):
+        if to_full is not None:  # the grey levels ffmpeg's own conversion would give
+            cv2.LUT(raw, to_full, dst=raw)
         box = qm.bounding_box(raw)  # outside it every raw level is exactly KEEP
         hist = np.zeros(256, np.int64)
         hist[qm.KEEP] = raw.size
@@ -65,6 +69,38 @@ def quantized_frames(info: PlateInfo, *, first: int, count: int,
             if hist[~_EXACT].any():  # lossy: quantize (inside the box: outside is KEEP)
                 crop[...] = cv2.LUT(crop, _QUANTIZE)
         yield raw, hist, box
+
+
+# 8-bit formats whose Y plane ffmpeg's grey output is made of (RGB and >8-bit go through
+# ffmpeg's conversion as before).
+_LUMA_FORMATS = {"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "gray"}
+
+
+def _luma_route(info: PlateInfo, size) -> tuple[bool, np.ndarray | None]:
+    """Whether to read the stored Y plane (no resize, 8-bit YUV/grey), and the level map
+    that turns a limited-range plane into the grey levels ffmpeg would have converted it
+    to (None: the plane already is them)."""
+    if size is not None or info.pix_fmt not in _LUMA_FORMATS:
+        return False, None
+    if info.pix_fmt == "gray" or info.color_range == "pc":
+        return True, None
+    lut = limited_to_full_levels()
+    return lut is not None, lut
+
+
+@functools.lru_cache(maxsize=1)
+def limited_to_full_levels() -> np.ndarray | None:
+    """ffmpeg's own limited -> full range grey mapping, one entry per level, asked of
+    ffmpeg once per process (a 256-level ramp through the very conversion read_video(gray)
+    uses; the mapping is per level, not per position). None if ffmpeg will not say."""
+    ramp = np.concatenate([np.tile(_LEVELS, 2), np.full(2 * 2 * 256, 128, np.uint8)])
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv444p",
+                           "-s", "256x2", "-i", "-", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                          input=ramp.tobytes(), capture_output=True)
+    out = np.frombuffer(proc.stdout, np.uint8)
+    if proc.returncode != 0 or out.size != 512 or not np.array_equal(out[:256], out[256:]):
+        return None
+    return out[:256].copy()
 
 
 def quantized_counts(raw_counts: np.ndarray) -> dict[int, int]:

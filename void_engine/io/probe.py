@@ -30,6 +30,7 @@ class PlateInfo:
     pix_fmt: str = ""
     profile: str = ""  # e.g. "High 4:4:4 Predictive" (the only lossless-capable H.264)
     audio_codec: str | None = None  # first audio stream, video files only
+    color_range: str = ""  # "tv" (limited), "pc" (full) or "" (unknown: YUV is taken as tv)
     files: list[str] = field(default_factory=list)  # sequence frames in order
 
     @property
@@ -122,7 +123,8 @@ def probe(path: str, *, what: str = "plate", fps: float | Fraction | None = None
                      height=int(video["height"]), frames=frames, fps=rate,
                      depth=_depth_of(pix_fmt), codec=video.get("codec_name", ""),
                      pix_fmt=pix_fmt, profile=video.get("profile", ""),
-                     audio_codec=audio.get("codec_name") if audio else None)
+                     audio_codec=audio.get("codec_name") if audio else None,
+                     color_range=video.get("color_range", "").replace("unknown", ""))
 
 
 def _probe_sequence(path: str, files: list[str], what: str, fps) -> PlateInfo:

@@ -37,8 +37,8 @@ _AUDIO_COPY = {
 def read_video(path: str, *, first: int = 0, count: int | None = None,
                size: tuple[int, int] | None = None, dtype=np.uint8, channels: int = 3,
                scale_flags: str = "area", what: str = "plate",
-               threads: int | None = None,
-               source_size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+               threads: int | None = None, source_size: tuple[int, int] | None = None,
+               luma_plane: bool = False) -> Iterator[np.ndarray]:
     """Yield frames first..first+count-1 of `path` as (H, W, 3) RGB or (H, W) grey arrays.
 
     size=(h, w) scales inside ffmpeg (area by default: what a model-space downscale wants).
@@ -46,7 +46,9 @@ def read_video(path: str, *, first: int = 0, count: int | None = None,
     YUV mask's 16/235 come back as 0/255; grey and full-range sources pass unchanged).
     Raises InputError if ffmpeg fails to decode. threads caps the decoder's threads (each
     H.264 frame thread holds its own 4K frames; default: ffmpeg's choice). source_size=(h, w),
-    when the caller has probed the file already, saves another ffprobe run.
+    when the caller has probed the file already, saves another ffprobe run. luma_plane=True
+    (grey, no resize, 8-bit YUV or grey sources) hands out the stored Y plane untouched: no
+    range conversion, at a third less decode CPU than ffmpeg's grey conversion.
     """
     dtype = np.dtype(dtype)
     pix = _PIX[(dtype, channels)]
@@ -56,6 +58,8 @@ def read_video(path: str, *, first: int = 0, count: int | None = None,
         filters.append(f"trim=start_frame={first}{end},setpts=PTS-STARTPTS")
     if size is not None:
         filters.append(f"scale={size[1]}:{size[0]}:flags={scale_flags}")
+    if luma_plane:
+        filters.append("extractplanes=y")
     if size is not None:
         w, h = size[::-1]
     else:
@@ -133,6 +137,21 @@ class PlateOverlay:
     x: int
     size: tuple[int, int]  # (height, width) of every patch
     threads: int = 2  # decoder threads: frame threads buffer whole 4K frames each
+    # Blend in BGRA (patches are then BGRA too): the plate converts to it as cheaply as to
+    # an encoder's bgr0, where rgb24 costs the 4K frame another conversion (~5% of an FFV1
+    # transcode). Only for plates whose BGRA decode equals their RGB decode (bgra_exact).
+    bgra: bool = False
+
+
+# 8-bit formats whose decode to bgra is, channel for channel, the decode to rgb24 (swscale
+# converts them with the same tables; tests/test_io checks each). >8-bit YUV is not.
+_BGRA_EXACT = {"yuv420p", "yuv422p", "yuv444p", "bgr0", "rgb0", "bgra", "rgba", "rgb24",
+               "bgr24", "gbrp"}
+
+
+def bgra_exact(pix_fmt: str) -> bool:
+    """Whether a plate stored as pix_fmt may be blended in BGRA (see PlateOverlay.bgra)."""
+    return pix_fmt in _BGRA_EXACT
 
 
 def codec_args(codec: str, *, w: int, h: int, dtype=np.uint8, channels: int = 3,
@@ -192,7 +211,8 @@ class VideoWriter:
         make_public(self.tmp)
         fps = Fraction(fps)
         self.overlay = overlay
-        pix_in = "rgba" if overlay else _PIX.get((self.dtype, channels))
+        pix_in = ("bgra" if overlay.bgra else "rgba") if overlay else _PIX.get(
+            (self.dtype, channels))
         if pix_in is None or (overlay and (self.dtype != np.uint8 or channels != 3)):
             raise OutputError(f"video frames must be uint8 or uint16, got {self.dtype}"
                               if pix_in is None else "plate overlays are 8-bit RGB only")
@@ -210,7 +230,8 @@ class VideoWriter:
             pts = f"settb={fps.denominator}/{fps.numerator},setpts=N"
             cmd += ["-filter_complex",
                     f"[1:v:0]trim=start_frame={overlay.first}:end_frame="
-                    f"{overlay.first + overlay.count},{pts},format=rgb24[plate];[0:v]{pts}"
+                    f"{overlay.first + overlay.count},{pts},format={'bgra' if overlay.bgra else 'rgb24'}"
+                    f"[plate];[0:v]{pts}"
                     f"[patch];[plate][patch]overlay=x={overlay.x}:y={overlay.y}:format=rgb:"
                     "eof_action=endall:shortest=1[v]", "-map", "[v]"]
         else:
@@ -238,7 +259,8 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
-        """One frame: (H, W, 3) or (H, W) for grey; with an overlay, an RGBA patch."""
+        """One frame: (H, W, 3) or (H, W) for grey; with an overlay, an RGBA (or BGRA)
+        patch."""
         if self.overlay:
             shape = (*self.overlay.size, 4)
         else:
