@@ -242,3 +242,19 @@ def test_bgra_exact_formats_decode_to_bgra_as_to_rgb(tmp_path, pix_fmt, full_ran
 
     assert np.array_equal(decode("bgra", 4)[:, 2::-1], decode("rgb24", 3))
     assert io.bgra_exact(pix_fmt) and not io.bgra_exact("yuv420p10le")
+
+
+def test_probe_answers_again_from_memory_until_the_file_changes(tmp_path, monkeypatch):
+    import importlib
+
+    probe_mod = importlib.import_module("void_engine.io.probe")  # the module, not io.probe()
+
+    path = write_clip(tmp_path / "a.mkv", synthetic_frames(4), "ffv1")
+    assert io.probe(path).frames == 4
+    calls = []
+    real = probe_mod.ffprobe_json
+    monkeypatch.setattr(probe_mod, "ffprobe_json", lambda *a: calls.append(a) or real(*a))
+    again = io.probe(path)
+    assert again.frames == 4 and again.path == path and calls == []
+    write_clip(tmp_path / "a.mkv", synthetic_frames(6), "ffv1")  # replaced (temp + rename)
+    assert io.probe(path).frames == 6 and calls

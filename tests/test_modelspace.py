@@ -320,3 +320,13 @@ def test_quantized_frames_of_the_lime_mask_match_ffmpegs_grey_decode(samples_dir
     for g, (q, hist, _) in zip(io.read_video(path, count=4, channels=1),
                                mio.quantized_frames(info, first=0, count=4, size=None)):
         assert np.array_equal(q, g) and hist[qm.KEEP] == (g == qm.KEEP).sum()
+
+
+def test_blend_alpha_u8_is_the_rounded_float_alpha_and_zero_where_it_is():
+    m = np.zeros((120, 160), bool)
+    m[30:70, 40:95] = True
+    m[80:100, 20:30] = True
+    f = blend_alpha(m, 8, 8)
+    a8 = blend_alpha(m, 8, 8, u8=True)
+    assert a8.dtype == np.uint8 and np.abs(a8.astype(float) - 255 * f).max() <= 0.5 + 1e-3
+    assert not a8[f == 0].any() and (a8[f == 1] == 255).all()

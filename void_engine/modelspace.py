@@ -85,15 +85,19 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def blend_alpha(change: np.ndarray, dilate_px: int, feather_px: int) -> np.ndarray:
+def blend_alpha(change: np.ndarray, dilate_px: int, feather_px: int, *,
+                u8: bool = False) -> np.ndarray:
     """float32 alpha: 1 within dilate_px of the change region, a linear ramp to 0 over the
-    next feather_px pixels, exactly 0 beyond."""
+    next feather_px pixels, exactly 0 beyond. u8=True: round(255 * alpha) as uint8, in one
+    saturating pass (what an encoder-side overlay takes)."""
     outside = np.ascontiguousarray(~change, dtype=np.uint8)
     dist = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     ramp = feather_px + 1.0
-    # (dilate + feather + 1 - dist) / (feather + 1), clipped to [0, 1], in place.
-    alpha = cv2.addWeighted(dist, -1.0 / ramp, dist, 0.0, (dilate_px + ramp) / ramp)
-    return np.clip(alpha, 0.0, 1.0, out=alpha)
+    scale = 255.0 if u8 else 1.0
+    # (dilate + feather + 1 - dist) / (feather + 1), clipped to [0, 1] (saturated for u8).
+    alpha = cv2.addWeighted(dist, -scale / ramp, dist, 0.0, scale * (dilate_px + ramp) / ramp,
+                            dtype=cv2.CV_8U if u8 else cv2.CV_32F)
+    return alpha if u8 else np.clip(alpha, 0.0, 1.0, out=alpha)
 
 
 def change_box(change: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -149,16 +153,17 @@ def upscale_crop(small: np.ndarray, plate_size: tuple[int, int], ys: slice, xs: 
 
 def region_blend(plate_size: tuple[int, int], box: tuple[int, int, int, int],
                  change: np.ndarray, result_small: np.ndarray, *, dilate_px: int = 8,
-                 feather_px: int = 8, upscale: str = "lanczos"):
+                 feather_px: int = 8, upscale: str = "lanczos", alpha_u8: bool = False):
     """What compositing needs for one frame: (ys, xs, alpha, result) over the change box
     grown by the blend margin. change is the boolean change map inside `box` (y0, y1, x0,
-    x1); alpha is float32 (0 = plate, 1 = result), result the upscaled uint8 model output."""
+    x1); alpha is float32 (0 = plate, 1 = result; alpha_u8: 0..255 uint8), result the
+    upscaled uint8 model output."""
     margin = dilate_px + feather_px + 2
     ys, xs = _grow(box, margin, plate_size)
     grown = np.zeros((ys.stop - ys.start, xs.stop - xs.start), bool)
     y0, y1, x0, x1 = box
     grown[y0 - ys.start:y1 - ys.start, x0 - xs.start:x1 - xs.start] = change
-    alpha = blend_alpha(grown, dilate_px, feather_px)
+    alpha = blend_alpha(grown, dilate_px, feather_px, u8=alpha_u8)
     return ys, xs, alpha, upscale_crop(result_small, plate_size, ys, xs, upscale)
 
 
@@ -296,9 +301,9 @@ def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
             last = None
         region = regions[j]
         if region is not None:
-            ys, xs, alpha, res = region_blend(regions.plate_size, *region, results[j], **blend)
+            ys, xs, a8, res = region_blend(regions.plate_size, *region, results[j],
+                                           alpha_u8=True, **blend)
             last = slice(ys.start - oy, ys.stop - oy), slice(xs.start - ox, xs.stop - ox)
-            a8 = cv2.multiply(alpha, 255.0, dtype=cv2.CV_8U)  # rounded
             r, g, b = cv2.split(res)
             patch[last] = cv2.merge((b, g, r, a8) if bgra else (r, g, b, a8))
         yield patch

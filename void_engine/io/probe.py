@@ -1,11 +1,13 @@
 """What a plate is: video file or image sequence, size, fps, frame count, bit depth, audio."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -98,6 +100,27 @@ def probe(path: str, *, what: str = "plate", fps: float | Fraction | None = None
     _check_readable(path, what)
     if os.path.splitext(path)[1].lower() in SEQUENCE_EXTS:  # a single still
         return _probe_sequence(path, [path], what, fps)
+    # The stages probe the same plate more than once per shot (decode, then encode): a file
+    # whose identity, size and mtime are unchanged is not asked of ffprobe again.
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        known = _CACHE.get(key)
+    if known is not None:
+        return dataclasses.replace(known, path=path)
+    info = _probe_video(path, what)
+    with _CACHE_LOCK:
+        _CACHE[key] = info
+        while len(_CACHE) > 256:
+            _CACHE.pop(next(iter(_CACHE)))
+    return dataclasses.replace(info, path=path)
+
+
+_CACHE: dict[tuple, PlateInfo] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _probe_video(path: str, what: str) -> PlateInfo:
     try:
         info = ffprobe_json(path, "-show_streams", "-show_format")
     except InputError as exc:
