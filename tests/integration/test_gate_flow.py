@@ -6,7 +6,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from conftest import PLUGIN
+from flow_helpers import PLUGIN
 
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HERE, PLUGIN, tiny_rows
+from flow_helpers import HERE, PLUGIN, tiny_rows
 
 from manifests.loader import write_manifest
 

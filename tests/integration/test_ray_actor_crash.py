@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from conftest import PLUGIN, tiny_rows
+from flow_helpers import PLUGIN, tiny_rows
 
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import good_answer
-from conftest import read_quadmask_frames as read
+from mask_helpers import good_answer
+from mask_helpers import read_quadmask_frames as read
 
 from void_batch.cli import main
 from void_engine import quadmask

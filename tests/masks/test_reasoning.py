@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import good_answer
-from conftest import read_quadmask_frames as read
+from mask_helpers import TINY_SAM2, good_answer
+from mask_helpers import read_quadmask_frames as read
 
 from void_engine import quadmask
 from void_engine.errors import InputError
@@ -205,8 +205,6 @@ def test_api_key_is_sent_but_never_logged(push, grid, vlm_server, tmp_path, monk
 def test_vlm_boxes_are_segmented_with_sam2(push, grid, vlm_server, tmp_path):
     """With a SAM2 config, the VLM's boxes also prompt SAM2 (tiny RANDOM weights here: the
     masks mean nothing; this checks the wiring and that grey stays grid-aligned)."""
-    from conftest import TINY_SAM2
-
     ans = good_answer(push["clip"], grid, boxes=[{"frame": 9, "box": [0.45, 0.4, 0.6, 0.6]}])
     vlm_server.play(("answer", json.dumps(ans)))
     r = run(push, tmp_path, cfg(vlm_server), sam2=TINY_SAM2)
