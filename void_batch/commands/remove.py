@@ -151,7 +151,7 @@ def remove(args: argparse.Namespace):
     # Cheap checks first: nothing heavy starts before the output is known to be writable.
     out, codec = resolve_output(args.out, args.codec)
     for suffix in ("", "_matte.mkv") + (() if args.no_review else ("_review.mp4",)):
-        target = out if not suffix else stages._strip_ext(out) + suffix
+        target = out if not suffix else stages.result_stem(out) + suffix
         check_writable(target, "output")
     frame_range = parse_frames(args.frames)
     model_size = parse_size(args.model_size) if args.model_size else None

@@ -1,0 +1,199 @@
+"""encode_shot: a model-space result back to plate resolution (see void_engine.stages).
+
+Drops the padding, upscales the result inside each frame's change region only and blends it
+into the plate; 8-bit video plates are composited inside the encoder (only the region's
+patches cross a pipe), everything else frame by frame here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from void_engine.engines.base import ProgressFn
+from void_engine.errors import InputError, OutputError
+from void_engine.shot import CompositeParams, DecodedShot, EncodedShot, fps_of
+
+
+def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Path, *,
+                codec: str = "ffv1", composite: CompositeParams = CompositeParams(),
+                review: bool = True, progress: ProgressFn | None = None,
+                result_uri: str | None = None) -> EncodedShot:
+    """Drop padding, upscale, composite into the plate (streaming), encode with `codec`,
+    write the matte and review media into out_dir.
+
+    result_uri overrides the result's location (default <out_dir>/<shot_id>.<ext>, a folder
+    for png/exr); matte and review media sit beside it as <stem>_matte.mkv,
+    <stem>_review.mp4 and <stem>_contact.png."""
+    from void_engine.io import ALL_CODECS, check_writable, output_name
+
+    if codec not in ALL_CODECS:
+        raise OutputError(f"unknown codec {codec!r} (have {', '.join(ALL_CODECS)})")
+    result_uri = result_uri or output_name(os.path.join(str(out_dir), decoded.shot_id), codec)
+    stem = result_stem(result_uri)
+    outputs = {"result": result_uri, "matte": f"{stem}_matte.mkv"}
+    if review:
+        outputs |= {"review": f"{stem}_review.mp4", "contact": f"{stem}_contact.png"}
+    for what, uri in outputs.items():
+        check_writable(uri, what)
+    try:
+        frames = _encode(decoded, result_path, codec, composite, outputs, progress)
+    except InputError as exc:
+        raise exc.for_shot(decoded.shot_id) from None
+    m = decoded.mapping
+    fps = fps_of(m)
+    return EncodedShot(shot_id=decoded.shot_id, result_uri=result_uri,
+                       matte_uri=outputs["matte"], review_movie_uri=outputs.get("review"),
+                       contact_sheet_uri=outputs.get("contact"), frames=frames,
+                       fps=float(fps), size=tuple(m.plate_size),
+                       fps_rational=f"{fps.numerator}/{fps.denominator}")
+
+
+def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
+    import contextlib
+
+    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, PlateOverlay, bgra_exact,
+                                local_input, open_writer, probe)
+    from void_engine.io.matte import deliver_file
+    from void_engine.modelspace import ChangeRegions, first_occurrence, overlay_patches
+
+    m = decoded.mapping
+    n, fps = m.num_frames, fps_of(m)
+    result = np.load(result_path, mmap_mode="r")
+    expected = (len(m.frame_indices), *m.model_size, 3)
+    if result.shape != expected or result.dtype != np.uint8:
+        raise InputError(f"result {result_path} is {result.dtype} {result.shape}, "
+                         f"expected uint8 {expected}")
+    pick = first_occurrence(m.frame_indices, n)  # drops the ping-pong padding
+    blend = {"dilate_px": composite.dilate_px, "feather_px": composite.feather_px,
+             "upscale": composite.upscale}
+    # decode_shot stored the change regions and the matte: the 4K mask is not decoded again.
+    stored = bool(decoded.regions_file and decoded.matte_file) and all(
+        os.path.exists(decoded.beside(f)) for f in (decoded.regions_file, decoded.matte_file))
+    with contextlib.ExitStack() as stack:
+        plate_path = stack.enter_context(local_input(decoded.plate_uri, "plate"))
+        plate = probe(plate_path, what="plate", fps=fps)
+        if plate.size != tuple(m.plate_size):
+            raise InputError(f"plate {decoded.plate_uri} changed size since decode_shot")
+        audio = None
+        if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
+            whole = m.first_frame == 0 and n == plate.frames
+            audio = (plate_path, float(m.first_frame / fps), None if whole else float(n / fps))
+        out_dtype = _output_dtype(codec, plate.dtype)
+        regions = overlay = None
+        if stored:
+            regions = ChangeRegions(decoded.beside(decoded.regions_file))
+            stack.callback(regions.close)
+            if len(regions) != n or regions.plate_size != plate.size:
+                raise InputError(f"change regions in {decoded.regions_file} do not match "
+                                 "the plate")
+        if (regions is not None and "review" not in outputs and plate.kind == "video"
+                and out_dtype == np.uint8 and plate.depth == 8 and codec in VIDEO_CODECS):
+            # Composite inside the encoder: only the region's patches cross a pipe.
+            union = regions.union(composite.dilate_px + composite.feather_px + 2)
+            ys, xs = union or (slice(0, 1), slice(0, 1))
+            overlay = PlateOverlay(plate_path, m.first_frame, n, ys.start, xs.start,
+                                   (ys.stop - ys.start, xs.stop - xs.start),
+                                   bgra=bgra_exact(plate.pix_fmt))
+        writer = stack.enter_context(open_writer(
+            outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
+            audio_codec=plate.audio_codec, overlay=overlay,
+            start_number=m.first_frame if codec in SEQUENCE_CODECS else 0))
+        done = 0
+        if overlay is not None:
+            small = (result[k] for k in pick)
+            for done, patch in enumerate(overlay_patches(
+                    regions, list(small), (overlay.y, overlay.x), overlay.size,
+                    bgra=overlay.bgra, **blend), 1):
+                writer.write(patch)
+                if progress:
+                    progress(done, n)
+        else:
+            done = _composite_in_python(decoded, plate, regions, result, pick, blend, outputs,
+                                        writer, out_dtype, stack, progress)
+        if done != n:
+            raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
+    if stored:
+        deliver_file(decoded.beside(decoded.matte_file), outputs["matte"])
+    return done
+
+
+def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, writer,
+                         out_dtype, stack, progress) -> int:
+    """Composite each full plate frame here (any depth, any codec, review media); the plate
+    is read a couple of frames ahead on a thread. Without stored regions the quadmask is
+    decoded again and the matte written alongside."""
+    import itertools
+
+    from void_engine.io import Prefetch, local_input, probe, read_frames
+    from void_engine.modelspace import composite_frame, composite_region
+    from void_engine.quadmask import open_quadmask_writer, read_quadmask
+    from void_engine.review import ReviewWriter
+
+    m = decoded.mapping
+    n, fps = m.num_frames, fps_of(m)
+    reviewer = matte = None
+    if "review" in outputs:
+        reviewer = stack.enter_context(ReviewWriter(
+            outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps, frames=n))
+    if regions is not None:
+        # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
+        masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
+                               size=(reviewer.col_h, reviewer.col_w))
+                 if reviewer else itertools.repeat(None))
+    else:
+        mask_path = stack.enter_context(local_input(decoded.quadmask_uri, "quadmask"))
+        minfo = probe(mask_path, what="quadmask")
+        masks = read_quadmask(mask_path, first=decoded.mask_first_frame, count=n,
+                              size=None if minfo.size == plate.size else plate.size,
+                              strict=False)
+        matte = stack.enter_context(open_quadmask_writer(outputs["matte"], fps=fps,
+                                                         size=plate.size))
+    frames = stack.enter_context(Prefetch(read_frames(plate, first=m.first_frame, count=n,
+                                                      threads=2), depth=2))
+    done = 0
+    for j, (frame, mask) in enumerate(zip(frames, masks)):
+        plate_frame = frame.copy() if reviewer else frame
+        if regions is not None:
+            out = frame if frame.flags.writeable else frame.copy()
+            region = regions[j]
+            if region is not None:
+                composite_region(out, *region, result[pick[j]], **blend)
+        else:
+            out = composite_frame(frame, mask, result[pick[j]], **blend)
+        writer.write(_convert(out, out_dtype))
+        if matte is not None:
+            matte.write(mask)
+        if reviewer:
+            reviewer.add(j, plate_frame, mask, out)
+        done = j + 1
+        if progress:
+            progress(done, n)
+    return done
+
+
+def _output_dtype(codec: str, plate_dtype: np.dtype) -> np.dtype:
+    """Keep the plate's depth where the codec can hold it (FFV1/ProRes/PNG 16-bit, EXR)."""
+    if codec == "h264":
+        return np.dtype(np.uint8)
+    if codec == "exr":
+        return np.dtype(plate_dtype)
+    return np.dtype(np.uint8) if plate_dtype == np.uint8 else np.dtype(np.uint16)
+
+
+def _convert(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    from void_engine.io import from_float, to_uint8
+
+    if frame.dtype == dtype:
+        return frame
+    if dtype == np.uint8:
+        return to_uint8(frame)
+    return from_float(frame.astype(np.float32) * 65535.0, dtype)  # float plate -> 16-bit
+
+
+def result_stem(uri: str) -> str:
+    """A result URI without its container extension (sequence folders as they are): the
+    stem that matte and review media are named after."""
+    base, ext = os.path.splitext(uri.rstrip("/"))
+    return base if ext.lower() in (".mp4", ".mov", ".mkv") else uri.rstrip("/")

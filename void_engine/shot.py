@@ -1,0 +1,127 @@
+"""The records that travel between the per-shot stages (void_engine.stages): what decode_shot
+found (DecodedShot, with the ModelSpaceMap to undo the model-space mapping), how to composite
+(CompositeParams) and what encode_shot wrote (EncodedShot). JSON-serialisable, so they cross
+process boundaries as paths; every file is written to a temporary name, then renamed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ModelSpaceMap:
+    """How model-space frames relate to the plate (enough to undo the mapping)."""
+
+    plate_size: tuple[int, int]  # (height, width) of the plate
+    plate_fps: float
+    first_frame: int  # first plate frame used (inclusive, 0-based within the plate)
+    num_frames: int  # real (unpadded) frames taken from the plate
+    model_size: tuple[int, int]  # (height, width) the engine works at
+    frame_indices: list[int]  # for each model frame, the index (0..num_frames-1) it shows
+    plate_fps_rational: str = ""  # exact plate rate, e.g. "24000/1001" (plate_fps rounds)
+
+
+@dataclass
+class DecodedShot:
+    shot_id: str
+    plate_uri: str
+    quadmask_uri: str
+    clip_path: str  # .npy uint8 (T, H, W, 3), model space, padded per the engine's FrameRules
+    mask_path: str  # .npy uint8 (T, H, W), quantized quadmask, model space, padded
+    mapping: ModelSpaceMap
+    mask_histogram: dict[int, int] = field(default_factory=dict)  # at plate resolution
+    mask_first_frame: int = 0  # first quadmask frame used (the mask may cover only the range)
+    plate_depth: int = 8  # 8/16 (integer) or 32 (float EXR): the dtype plate frames decode to
+    # Files beside mask_path (names, so the record survives its folder being moved); empty in
+    # records from before they existed, and then encode_shot decodes the quadmask again.
+    regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
+    matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
+
+    def beside(self, name: str) -> str:
+        """Path of a file decode_shot wrote next to mask_path."""
+        return os.path.join(os.path.dirname(self.mask_path), name)
+
+    def to_json(self, path: str | Path) -> str:
+        return write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "DecodedShot":
+        d = json.loads(Path(path).read_text())
+        m = d.pop("mapping")
+        m["plate_size"] = tuple(m["plate_size"])
+        m["model_size"] = tuple(m["model_size"])
+        d["mask_histogram"] = {int(k): v for k, v in d.get("mask_histogram", {}).items()}
+        return cls(mapping=ModelSpaceMap(**m), **d)
+
+
+@dataclass
+class CompositeParams:
+    """How the model-space result goes back into the plate."""
+
+    dilate_px: int = 8  # grow the change region (at plate resolution) before blending
+    feather_px: int = 8  # soft edge width outside the dilated region
+    upscale: str = "lanczos"  # cv2 interpolation used to bring the result to plate size
+
+
+@dataclass
+class EncodedShot:
+    shot_id: str
+    result_uri: str
+    matte_uri: str  # the quadmask at plate size, lossless
+    review_movie_uri: str | None = None
+    contact_sheet_uri: str | None = None
+    frames: int = 0
+    fps: float = 0.0
+    size: tuple[int, int] = (0, 0)  # (height, width)
+    fps_rational: str = ""  # exact output rate, e.g. "24000/1001"
+
+    def to_json(self, path: str | Path) -> str:
+        return write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "EncodedShot":
+        d = json.loads(Path(path).read_text())
+        d["size"] = tuple(d["size"])
+        return cls(**d)
+
+
+def fps_of(m: ModelSpaceMap) -> Fraction:
+    """The plate's exact frame rate."""
+    if m.plate_fps_rational:
+        return Fraction(m.plate_fps_rational)
+    return Fraction(m.plate_fps).limit_denominator(100000)
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> str:
+    """np.save to a temp name beside `path`, then rename; returns the path."""
+    from void_engine.io.uri import make_public
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        make_public(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return str(path)
+
+
+def write_json(path: str | Path, payload: dict) -> str:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=list))
+    tmp.replace(path)
+    return str(path)
