@@ -158,6 +158,16 @@ def _lossless_x264_mask(path, masks):
     return str(path)
 
 
+def _lossy_x264_mask(path, masks):
+    """A quadmask through x264 crf 23, yuv420p: levels off the four values."""
+    h, w = masks[0].shape
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
+                    f"{w}x{h}", "-framerate", "12", "-i", "-", "-c:v", "libx264", "-crf", "23",
+                    "-pix_fmt", "yuv420p", str(path)],
+                   input=b"".join(m.tobytes() for m in masks), check=True)
+    return str(path)
+
+
 def _outside(masks, margin):
     import cv2
 
@@ -203,12 +213,7 @@ def test_encode_of_a_record_without_stored_regions_decodes_the_mask(tmp_path):
 
 def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
     plate, frames, masks = _plate_and_masks(tmp_path)
-    lossy = str(tmp_path / "lossy.mp4")
-    h, w = masks[0].shape
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
-                    f"{w}x{h}", "-framerate", "12", "-i", "-", "-c:v", "libx264", "-crf", "23",
-                    "-pix_fmt", "yuv420p", lossy],
-                   input=b"".join(m.tobytes() for m in masks), check=True)
+    lossy = _lossy_x264_mask(tmp_path / "lossy.mp4", masks)
     dec, enc = _identity_round_trip(tmp_path, plate, lossy, "ffv1", model_size=(32, 48))
     assert io.probe(enc.matte_uri).codec == "ffv1"
     back = list(qm.read_quadmask(enc.matte_uri))
@@ -267,12 +272,7 @@ def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_p
     from void_engine.io import matte as mio
 
     _, _, masks = _plate_and_masks(tmp_path)
-    lossy = str(tmp_path / "lossy.mp4")
-    h, w = masks[0].shape
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
-                    f"{w}x{h}", "-framerate", "12", "-i", "-", "-c:v", "libx264", "-crf", "23",
-                    "-pix_fmt", "yuv420p", lossy],
-                   input=b"".join(m.tobytes() for m in masks), check=True)
+    lossy = _lossy_x264_mask(tmp_path / "lossy.mp4", masks)
     info = io.probe(lossy, what="quadmask")
     raws = list(io.read_video(lossy, channels=1, scale_flags="neighbor"))
     got = list(mio.quantized_frames(info, first=0, count=len(masks), size=None))
