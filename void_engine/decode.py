@@ -154,7 +154,7 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
                 raw_counts += hist
                 masks[i] = resize_mask(q, model_size)
                 if box is None:
-                    regions.add(np.zeros((1, 1), bool))
+                    regions.add(None)
                 else:  # only the box can hold change
                     y0, y1, x0, x1 = box
                     regions.add(cv2.compare(q[y0:y1, x0:x1], KEEP, cv2.CMP_NE), (y0, x0))

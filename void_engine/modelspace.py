@@ -191,12 +191,11 @@ def composite_frame(plate: np.ndarray, mask: np.ndarray, result_small: np.ndarra
     result_small: (h, w, 3) uint8 model-space result. Works on the change region's bounding
     box only; every pixel outside the dilated + feathered region is the plate's, bit for bit.
     """
-    change = mask != KEEP
     out = plate if plate.flags.writeable else plate.copy()
-    box = change_box(change)
+    box = bounding_box(mask)
     if box is not None:
         y0, y1, x0, x1 = box
-        composite_region(out, box, change[y0:y1, x0:x1], result_small, dilate_px=dilate_px,
+        composite_region(out, box, mask[y0:y1, x0:x1] != KEEP, result_small, dilate_px=dilate_px,
                          feather_px=feather_px, upscale=upscale)
     return out
 
@@ -225,10 +224,11 @@ class ChangeRegionWriter:
         self._zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
         self.boxes: list[tuple[int, int, int, int]] = []
 
-    def add(self, change: np.ndarray, origin: tuple[int, int] = (0, 0)) -> None:
+    def add(self, change: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
         """The next frame's change map (bool, or uint8 nonzero = change): the whole frame,
-        or a window of it with its top-left corner at `origin` (nothing changes outside)."""
-        box = change_box(change)
+        or a window of it with its top-left corner at `origin` (nothing changes outside);
+        None for a frame without change."""
+        box = None if change is None else change_box(change)
         if box is None:
             self.boxes.append((0, 0, 0, 0))
             return
@@ -289,9 +289,8 @@ def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
                     size: tuple[int, int], *, bgra: bool = False, **blend):
     """Per plate frame, the RGBA (bgra=True: BGRA) patch (size, at plate position
     origin=(y, x)) that an encoder blends onto the plate (io.PlateOverlay): the upscaled
-    result with alpha =
-    round(255 * blend alpha), alpha 0 outside the frame's region. `results[j]` is frame j's
-    model-space result. The same array is reused: write it before asking for the next."""
+    result with alpha = round(255 * blend alpha), alpha 0 outside the frame's region.
+    `results[j]` is frame j's model-space result. The same array is reused: write it before asking for the next."""
     patch = np.zeros((*size, 4), np.uint8)
     oy, ox = origin
     last = None  # where the previous frame's region was written: its alpha is cleared

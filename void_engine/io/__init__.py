@@ -31,8 +31,8 @@ SEQUENCE_CODECS = ("png", "exr")
 ALL_CODECS = (*VIDEO_CODECS, *SEQUENCE_CODECS)
 
 __all__ = [
-    "ALL_CODECS", "PlateInfo", "PlateOverlay", "bgra_exact", "Prefetch", "SequenceWriter", "VideoWriter",
-    "check_writable", "codec_args",
+    "ALL_CODECS", "PlateInfo", "PlateOverlay", "Prefetch", "SequenceWriter", "VideoWriter",
+    "bgra_exact", "check_writable", "codec_args",
     "from_float", "is_local", "local_input", "local_output", "open_writer", "output_name",
     "probe", "read_frames", "read_image", "read_video", "scale_of", "sequence_files",
     "to_uint8", "write_image",

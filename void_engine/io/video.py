@@ -142,7 +142,7 @@ class PlateOverlay:
     """Composite inside the encoder: the writer decodes `path` frames first..first+count-1
     itself and alpha-blends each written RGBA patch onto its frame at (y, x). The plate's
     full-size frames never cross a pipe; where a patch's alpha is 0 the output is the plate
-    decoded as rgb24 (exactly what read_video gives), bit for bit."""
+    as read_video decodes it (rgb24), bit for bit."""
 
     path: str
     first: int
@@ -225,6 +225,7 @@ class VideoWriter:
         make_public(self.tmp)
         fps = Fraction(fps)
         self.overlay = overlay
+        blend_fmt = ("bgra" if overlay.bgra else "rgb24") if overlay else None
         pix_in = ("bgra" if overlay.bgra else "rgba") if overlay else _PIX.get(
             (self.dtype, channels))
         if pix_in is None or (overlay and (self.dtype != np.uint8 or channels != 3)):
@@ -244,8 +245,7 @@ class VideoWriter:
             pts = f"settb={fps.denominator}/{fps.numerator},setpts=N"
             cmd += ["-filter_complex",
                     f"[1:v:0]trim=start_frame={overlay.first}:end_frame="
-                    f"{overlay.first + overlay.count},{pts},format={'bgra' if overlay.bgra else 'rgb24'}"
-                    f"[plate];[0:v]{pts}"
+                    f"{overlay.first + overlay.count},{pts},format={blend_fmt}[plate];[0:v]{pts}"
                     f"[patch];[plate][patch]overlay=x={overlay.x}:y={overlay.y}:format=rgb:"
                     "eof_action=endall:shortest=1[v]", "-map", "[v]"]
         else:
