@@ -34,6 +34,12 @@ def assert_close(got, want, name="", atol=ATOL):
     return err
 
 
+def f16_ulp(x: torch.Tensor) -> torch.Tensor:
+    """The spacing of float16 values at |x| (subnormal spacing below 2**-14)."""
+    mag = x.abs().float().clamp(min=2.0 ** -14)
+    return torch.exp2(torch.floor(torch.log2(mag)) - 10)
+
+
 def assert_frames_close(got: np.ndarray, want: np.ndarray, name=""):
     assert got.shape == want.shape and got.dtype == np.uint8, (got.shape, got.dtype, want.shape)
     diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
