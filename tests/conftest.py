@@ -17,6 +17,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["testkit.mask_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOID_SHARED", REPO.parent / "shared")).resolve()
 SAMPLES = SHARED / "samples"

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from flow_helpers import HERE, write_shot  # noqa: F401  (fixtures below use them)
+from testkit.flows import TESTS, write_shot
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +21,9 @@ def prefect_server():
 def ray_local():
     import ray
 
-    # The engine actors import the test engines: make this folder importable in Ray workers.
+    # The engine actors import the test engines (testkit.engines): tests/ importable in Ray workers.
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+        p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              namespace="void-batch")
     yield ray
@@ -34,7 +33,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def batch_env(prefect_server, ray_local):
     """Everything a flow run needs."""
-    import vb_test_engines  # noqa: F401  (registers test-twopass in the driver)
+    import testkit.engines  # noqa: F401  (registers test-twopass in the driver)
 
     return None
 

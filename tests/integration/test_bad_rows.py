@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flow_helpers import PLUGIN, tiny_rows
+from testkit.flows import PLUGIN, tiny_rows
 
 from manifests.loader import load_manifest, write_manifest
 from void_batch.cli import main as cli

@@ -2,18 +2,15 @@
 content morphs (issue 5, "the flow runs pass 2 only for the second")."""
 from __future__ import annotations
 
-import sys
 from fractions import Fraction
 from pathlib import Path
 
-from flow_helpers import PLUGIN
+from testkit.flows import PLUGIN
+from testkit.synth import gate_clip, write_video
 
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "masks"))
-from synth import gate_clip, write_video  # noqa: E402
 
 
 def _write_shot(folder: Path, kind: str) -> dict:

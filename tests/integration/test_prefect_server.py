@@ -14,11 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from flow_helpers import HERE, PLUGIN, tiny_rows
+from testkit.flows import PLUGIN, REPO, TESTS, tiny_rows
 
 from manifests.loader import write_manifest
-
-REPO = HERE.parents[1]
 
 
 def _free_port() -> int:
@@ -64,7 +62,7 @@ def test_run_against_real_server_reads_back_runs_tasks_artifacts(
     write_manifest(tiny_rows(dirs), manifest)
     env = dict(os.environ, PREFECT_API_URL=api, RAY_AUTH_MODE="token",
                PREFECT_HOME=str(tmp_path / "client-home"),
-               PYTHONPATH=os.pathsep.join([str(HERE), str(REPO)]))
+               PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
     gcs = ray_local.get_runtime_context().gcs_address
     proc = subprocess.run([sys.executable, "-m", "void_batch.cli", "run", str(manifest),
                            "--out", str(out), "--cache", str(tmp_path / "cache"),

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from flow_helpers import PLUGIN, tiny_rows
+from testkit.flows import PLUGIN, tiny_rows
 
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flow_helpers import PLUGIN, tiny_rows
+from testkit.flows import PLUGIN, tiny_rows
 
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report

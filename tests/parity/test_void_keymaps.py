@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import json
 
-import pytest
 import torch
 
 from void_engine.engines.void.loading import VOID_IN_CHANNELS, build_transformer_meta

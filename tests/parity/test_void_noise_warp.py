@@ -15,11 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from testkit.parity import Golden, assert_close, f16_ulp
 
-from void_engine.engines.void.noise_warp import (NoiseWarper, noise_from_flows, regaussianize,
-                                                 resize_noise_to_latents)
-
-from void_parity import Golden, assert_close, f16_ulp
+from void_engine.engines.void.noise_warp import (
+    NoiseWarper,
+    noise_from_flows,
+    regaussianize,
+    resize_noise_to_latents,
+)
 
 # Bound on |our state - fixture state| when this CPU's randn kernel is not the fixture's: the draws
 # differ by <= 4 float32 ulps at |x| = 4 (1.9e-6, measured 1.8e-6), and the warper only sums,

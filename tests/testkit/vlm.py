@@ -1,18 +1,10 @@
-"""Fixtures for the mask tests: a loopback OpenAI-compatible chat-completions server that plays
-a script of answers, the synthetic push clip on disk, and the tiny random-weight SAM2."""
+"""A loopback OpenAI-compatible chat-completions server that plays a script of answers."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from synth import black_from, push_clip, write_video  # noqa: E402
 
 
 class ScriptedVLM:
@@ -89,32 +81,3 @@ class ScriptedVLM:
                     pass  # the client gave up (timeout test)
 
         return Handler
-
-
-@pytest.fixture(scope="session")
-def vlm_server():
-    server = ScriptedVLM()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="session")
-def push(tmp_path_factory):
-    """The push clip as plate + ground-truth black mask files, plus the arrays."""
-    d = tmp_path_factory.mktemp("push")
-    clip = push_clip()
-    plate = write_video(str(d / "plate.mkv"), clip.frames)
-    from void_engine.masks import maskio
-
-    black = maskio.write_mask(str(d / "black.mp4"), black_from(clip.pusher), fps=12,
-                              size=clip.frames.shape[1:3])
-    return {"dir": d, "clip": clip, "plate": plate, "black": black}
-
-
-@pytest.fixture
-def grid(push):
-    """The VLM grid of the synthetic push clip."""
-    from void_engine.masks.grid import Grid
-
-    h, w = push["clip"].frames.shape[1:3]
-    return Grid.for_size(w, h)

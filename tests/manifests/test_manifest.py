@@ -110,7 +110,7 @@ def test_init_from_samples_uses_relative_paths(samples_dir, tmp_path, capsys):
 
 
 def test_shipped_samples_manifest_resolves():
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     shipped = repo / "manifests" / "samples.parquet"
     m = load_manifest(shipped)
     assert m.ok and len(m.shots) == 4

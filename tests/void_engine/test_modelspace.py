@@ -13,9 +13,16 @@ import pytest
 from void_engine import io, stages
 from void_engine import quadmask as qm
 from void_engine.engines.base import FrameRules
-from void_engine.modelspace import (blend_alpha, composite_frame, first_occurrence,
-                                    pad_plan, padded_length, ping_pong, resize_mask,
-                                    upscale_crop)
+from void_engine.modelspace import (
+    blend_alpha,
+    composite_frame,
+    first_occurrence,
+    pad_plan,
+    padded_length,
+    ping_pong,
+    resize_mask,
+    upscale_crop,
+)
 
 VOID_RULES = FrameRules(temporal_multiple=4, odd_k=True, min_frames=85)
 

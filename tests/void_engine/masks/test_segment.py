@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mask_helpers import TINY_SAM2
+from testkit.masks import TINY_SAM2
 
 from void_engine import io as vio
 from void_engine.errors import InputError, ModelLoadError

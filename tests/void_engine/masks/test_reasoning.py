@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 import pytest
-from mask_helpers import TINY_SAM2, good_answer
-from mask_helpers import read_quadmask_frames as read
+from testkit.masks import TINY_SAM2, good_answer
+from testkit.masks import read_quadmask_frames as read
 
 from void_engine import quadmask
 from void_engine.errors import InputError

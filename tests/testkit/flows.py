@@ -1,5 +1,5 @@
-"""Helpers the integration tests import by name (a module of its own: `from conftest
-import ...` resolves to whichever conftest pytest loaded last)."""
+"""Helpers of the flow tests: tiny synthetic shots written with the engine's own video IO, and
+manifest rows for them."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-PLUGIN = "vb_test_engines"
+TESTS = Path(__file__).resolve().parents[1]  # on PYTHONPATH for Ray workers: testkit.engines
+REPO = TESTS.parent
+PLUGIN = "testkit.engines"
 
 
 def write_shot(folder: Path, name: str, *, frames: int = 6, size=(36, 64), seed: int = 0):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from void_engine.engines.base import RemovalParams, available_engines, create_engine
+from void_engine.engines.base import FrameRules, RemovalParams, available_engines, create_engine
 from void_engine.modelspace import pad_plan
-from void_engine.engines.base import FrameRules
 from void_engine.quadmask import AFFECTED, KEEP, from_binary
 from void_engine.review import psnr
 

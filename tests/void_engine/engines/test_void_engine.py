@@ -125,8 +125,11 @@ def test_option_noise_mode(small_engine, parity_dir):
 
 
 def test_reference_decode_frame_counts(parity_dir):
-    from void_engine.engines.void.vae_decode import (VoidAutoencoderKLCogVideoX, decode_chunks,
-                                                     decoded_frame_count)
+    from void_engine.engines.void.vae_decode import (
+        VoidAutoencoderKLCogVideoX,
+        decode_chunks,
+        decoded_frame_count,
+    )
 
     assert decode_chunks(4) == [(0, 1), (1, 3), (3, 4)]
     assert decoded_frame_count(22) == 85 and decoded_frame_count(50) == 197
