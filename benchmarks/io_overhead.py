@@ -21,6 +21,7 @@ Targets (issue 2): ratio <= 1.5, peak RSS <= 2 GB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -54,10 +55,8 @@ class PeakRSS:
     def _total(self) -> int:
         total = self._me.memory_info().rss
         for child in self._me.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += child.memory_info().rss
-            except psutil.Error:
-                pass
         return total
 
     def __enter__(self):
@@ -135,7 +134,7 @@ def main() -> int:
             d, e, p = runs[-1][:3]
             print(f"run {r + 1}: pipeline {d + e:6.2f} s (decode {d:.2f} + encode {e:.2f}), "
                   f"plain {p:6.2f} s, ratio {(d + e) / p:.2f}")
-    med = [statistics.median(v) for v in zip(*runs)]
+    med = [statistics.median(v) for v in zip(*runs, strict=False)]
     pipeline = med[0] + med[1]
     self_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

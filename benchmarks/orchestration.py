@@ -106,6 +106,7 @@ def orchestration(work: Path, n_shots: int) -> None:
     tune_local_server()  # as `void-batch run` does
 
     import _trivial_stages  # noqa: F401
+
     from flows.nightly_batch import nightly_batch
     from flows.report import read_report
     from manifests.loader import write_manifest

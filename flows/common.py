@@ -32,8 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prefect import get_run_logger
-from prefect.artifacts import (create_markdown_artifact, create_progress_artifact,
-                               create_table_artifact, update_progress_artifact)
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
@@ -174,7 +178,7 @@ def invalid_row(err_rows: list[RowError]) -> dict:
             "seconds_total": 0.0, "tags": []}
 
 
-def run_shots(manifest: Manifest, picked: list[int], invalid: list[list[RowError]],
+def run_shots(manifest: Manifest, picked: list[int], invalid: list[list[RowError]],  # noqa: C901
               run: RunConfig) -> tuple[list[dict], int]:
     """Run the shots manifest.shots[i] for i in `picked`; returns (report rows, failures)."""
     logger = get_run_logger()

@@ -1,7 +1,8 @@
 """The nightly flow: manifest in, every shot through its stage DAG, report out.
 
     manifest --load/validate--> good rows (priority order)        bad rows -> report as failed
-        per shot: segmentation -> vlm_quadmask -> decode -> pass1 -> gate -> pass2 -> encode -> publish
+        per shot: segmentation -> vlm_quadmask -> decode -> pass1 -> gate -> pass2 -> encode
+                  -> publish
     -> output_root/<shot_id>/..., output_root/report.parquet + report.html, Prefect artifacts
 """
 from __future__ import annotations

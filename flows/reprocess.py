@@ -3,6 +3,8 @@ reusing the stage cache: only what changed, or what failed, executes again. The 
 rows replace theirs in output_root/report.parquet + report.html; the other shots' rows stay."""
 from __future__ import annotations
 
+import contextlib
+
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -40,9 +42,7 @@ def reprocess(manifest: str, output_root: str, shots: list[str] | None = None,
     picked, invalid = select(m, ids or None, tags)
     rows, failed = run_shots(m, picked, invalid, run)
     title = f"reprocess: {manifest} ({len(rows)} shots)"
-    try:
+    with contextlib.suppress(FileNotFoundError):  # no earlier report in this output folder
         rows = merge_rows(read_report(run.output_root), rows)
-    except FileNotFoundError:  # no earlier report in this output folder
-        pass
     # Failed only if a *rerun* shot failed; the report and artifacts show every shot.
     return finish(rows, failed, run, title)

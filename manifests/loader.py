@@ -115,7 +115,8 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
         else:
             first_row[row.shot_id] = i
         if row.engine is not None and row.engine not in engines:
-            problems.append(f"unknown engine {row.engine!r} (available: {', '.join(sorted(engines))})")
+            problems.append(f"unknown engine {row.engine!r} "
+                            f"(available: {', '.join(sorted(engines))})")
         resolved = {k: resolve_uri(v, base) for k, v in row.uri_fields().items()}
         if check_files:
             problems += [f"{k}: file not found: {v}" for k, v in resolved.items()

@@ -194,5 +194,6 @@ def row_to_record(row: ShotRow) -> dict:
     """A ShotRow back to a Parquet record (clicks/boxes as JSON strings)."""
     d = row.model_dump()
     d["clicks"] = json.dumps(d["clicks"]) if row.clicks else None
-    d["boxes"] = json.dumps([{**b, "box": list(b["box"])} for b in d["boxes"]]) if row.boxes else None
+    d["boxes"] = (json.dumps([{**b, "box": list(b["box"])} for b in d["boxes"]]) if row.boxes
+                  else None)
     return {f.name: d.get(f.name) for f in SCHEMA}

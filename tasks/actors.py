@@ -40,7 +40,7 @@ class EngineSpec:
     plugins: tuple[str, ...] = ()
 
     @classmethod
-    def make(cls, name: str, plugins: tuple[str, ...] = (), **kwargs: Any) -> "EngineSpec":
+    def make(cls, name: str, plugins: tuple[str, ...] = (), **kwargs: Any) -> EngineSpec:
         return cls(name, tuple(sorted((k, v) for k, v in kwargs.items() if v is not None)),
                    tuple(plugins))
 

@@ -33,8 +33,7 @@ from prefect.context import get_run_context
 from manifests.schema import ShotRow
 from tasks import actors
 from tasks.cache import STAGE_VERSIONS, CacheStore, Entry, key_of
-from tasks.records import (LEDGER, STAGE_DEPS, Outcome, RunConfig, load_decoded,
-                           load_encoded)
+from tasks.records import LEDGER, STAGE_DEPS, Outcome, RunConfig, load_decoded, load_encoded
 from void_engine.errors import InputError
 
 MASKS_MISSING = "skipped: masks stage not available"
@@ -66,13 +65,14 @@ def masks_module(name: str):
         raise
 
 
-def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | None:
+def skip_reason(stage: str, shot: ShotRow, run: RunConfig, up: dict) -> str | None:  # noqa: C901 (replaced by the stage graph)
     """Why `shot` does not need `stage` (None: it does). `up` holds the upstream Outcomes known
     so far; NEEDS_UPSTREAM when the answer depends on one that is not (still running)."""
     mode = shot.mask_mode
     if stage == "segmentation":
         if mode != "prompts":
-            return {"quadmask": "not needed: quadmask given", "black": "not needed: black mask given",
+            return {"quadmask": "not needed: quadmask given",
+                    "black": "not needed: black mask given",
                     "black+grey": "not needed: black + grey masks given"}[mode]
         return None if masks_module("segment") else MASKS_MISSING
     if stage == "vlm_quadmask":
@@ -118,7 +118,8 @@ def stage_extra(stage: str, run: RunConfig) -> dict:
                  or getattr(mod, "__version__", None)}
         if stage == "gate":
             extra["threshold"] = run.gate_threshold
-        if stage == "segmentation" and mod is not None:  # a different SAM2 model gives different masks
+        # a different SAM2 model gives different masks
+        if stage == "segmentation" and mod is not None:
             cfg = mod.Sam2Config.from_env()
             extra["sam2"] = [cfg.checkpoint, cfg.model_config, cfg.image_size]
         if stage == "vlm_quadmask":  # VLM answers are keyed by backend + model (+ prompt version)

@@ -53,8 +53,15 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
 def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
     import contextlib
 
-    from void_engine.io import (SEQUENCE_CODECS, VIDEO_CODECS, PlateOverlay, bgra_exact,
-                                local_input, open_writer, probe)
+    from void_engine.io import (
+        SEQUENCE_CODECS,
+        VIDEO_CODECS,
+        PlateOverlay,
+        bgra_exact,
+        local_input,
+        open_writer,
+        probe,
+    )
     from void_engine.io.matte import deliver_file
     from void_engine.modelspace import ChangeRegions, first_occurrence, overlay_patches
 
@@ -153,7 +160,7 @@ def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, 
     frames = stack.enter_context(Prefetch(read_frames(plate, first=m.first_frame, count=n,
                                                       threads=2), depth=2))
     done = 0
-    for j, (frame, mask) in enumerate(zip(frames, masks)):
+    for j, (frame, mask) in enumerate(zip(frames, masks, strict=False)):
         plate_frame = frame.copy() if reviewer else frame
         if regions is not None:
             out = frame if frame.flags.writeable else frame.copy()

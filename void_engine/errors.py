@@ -17,7 +17,7 @@ class InputError(VoidError):
         self.problem = problem
         self.shot = shot
 
-    def for_shot(self, shot: str) -> "InputError":
+    def for_shot(self, shot: str) -> InputError:
         """The same error, naming `shot` (keeps the first shot name given)."""
         if self.shot is None:
             self.shot = shot

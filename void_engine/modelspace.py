@@ -290,7 +290,8 @@ def overlay_patches(regions: ChangeRegions, results, origin: tuple[int, int],
     """Per plate frame, the RGBA (bgra=True: BGRA) patch (size, at plate position
     origin=(y, x)) that an encoder blends onto the plate (io.PlateOverlay): the upscaled
     result with alpha = round(255 * blend alpha), alpha 0 outside the frame's region.
-    `results[j]` is frame j's model-space result. The same array is reused: write it before asking for the next."""
+    `results[j]` is frame j's model-space result. The same array is reused: write it before
+    asking for the next."""
     patch = np.zeros((*size, 4), np.uint8)
     oy, ox = origin
     last = None  # where the previous frame's region was written: its alpha is cleared

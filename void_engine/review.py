@@ -65,7 +65,7 @@ class ReviewWriter:
         self._cm = None
         self._writer = None
 
-    def __enter__(self) -> "ReviewWriter":
+    def __enter__(self) -> ReviewWriter:
         self._cm = open_writer(self.movie_path, "h264", fps=self.fps,
                                size=(self.col_h, 3 * self.col_w))
         self._writer = self._cm.__enter__()

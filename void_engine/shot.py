@@ -53,7 +53,7 @@ class DecodedShot:
         return write_json(path, dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "DecodedShot":
+    def from_json(cls, path: str | Path) -> DecodedShot:
         d = json.loads(Path(path).read_text())
         m = d.pop("mapping")
         m["plate_size"] = tuple(m["plate_size"])
@@ -62,7 +62,7 @@ class DecodedShot:
         return cls(mapping=ModelSpaceMap(**m), **d)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompositeParams:
     """How the model-space result goes back into the plate."""
 
@@ -87,7 +87,7 @@ class EncodedShot:
         return write_json(path, dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "EncodedShot":
+    def from_json(cls, path: str | Path) -> EncodedShot:
         d = json.loads(Path(path).read_text())
         d["size"] = tuple(d["size"])
         return cls(**d)

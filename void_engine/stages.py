@@ -22,8 +22,7 @@ from void_engine.decode import decode_shot, resolve_range
 from void_engine.encode import encode_shot, result_stem
 from void_engine.engines.base import Engine, ProgressFn, RemovalParams
 from void_engine.errors import OutputError
-from void_engine.shot import (CompositeParams, DecodedShot, EncodedShot, ModelSpaceMap,
-                              save_npy)
+from void_engine.shot import CompositeParams, DecodedShot, EncodedShot, ModelSpaceMap, save_npy
 
 __all__ = ["CompositeParams", "DecodedShot", "EncodedShot", "ModelSpaceMap", "decode_shot",
            "encode_shot", "resolve_range", "result_stem", "run_pass1", "run_pass2"]

@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+
 from testkit.masks import good_answer
 from testkit.masks import read_quadmask_frames as read
-
 from void_batch.cli import main
 from void_engine import quadmask
 

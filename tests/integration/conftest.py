@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from testkit.flows import TESTS, write_shot
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testkit.flows import PLUGIN, tiny_rows
-
 from manifests.loader import load_manifest, write_manifest
+from testkit.flows import PLUGIN, tiny_rows
 from void_batch.cli import main as cli
 
 

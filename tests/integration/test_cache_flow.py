@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testkit.flows import PLUGIN, tiny_rows
-
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from testkit.flows import PLUGIN, tiny_rows
 
 
 def _run(manifest: Path, out: Path, cache: Path, log: Path):

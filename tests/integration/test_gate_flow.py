@@ -5,12 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from testkit.flows import PLUGIN
-from testkit.synth import gate_clip, write_video
-
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from testkit.flows import PLUGIN
+from testkit.synth import gate_clip, write_video
 
 
 def _write_shot(folder: Path, kind: str) -> dict:

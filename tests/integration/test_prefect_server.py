@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from testkit.flows import PLUGIN, REPO, TESTS, tiny_rows
 
 from manifests.loader import write_manifest
+from testkit.flows import PLUGIN, REPO, TESTS, tiny_rows
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def prefect_server_process(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "server-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    log = open(tmp_path / "server.log", "w")
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (the server writes to it until killed)
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host",
                              "127.0.0.1", "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -7,11 +7,10 @@ import signal
 import threading
 import time
 
-from testkit.flows import PLUGIN, tiny_rows
-
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from testkit.flows import PLUGIN, tiny_rows
 
 
 def test_killed_engine_actor_is_restarted_and_all_shots_finish(batch_env, tiny_shots, tmp_path):

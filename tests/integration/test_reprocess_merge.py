@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testkit.flows import PLUGIN, tiny_rows
-
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from flows.reprocess import reprocess
 from manifests.loader import write_manifest
+from testkit.flows import PLUGIN, tiny_rows
 
 
 def test_reprocess_replaces_only_the_rerun_shots_rows(batch_env, tiny_shots, tmp_path):

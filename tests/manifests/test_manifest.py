@@ -104,7 +104,8 @@ def test_init_from_samples_uses_relative_paths(samples_dir, tmp_path, capsys):
     assert not Path(recs["BigBen"]["plate_uri"]).is_absolute()
     assert recs["lime"]["quadmask_uri"].endswith("lime/quadmask_0.mp4")
     assert recs["BigBen"]["quadmask_uri"].endswith("BigBen/trimask_quadmask.mp4")
-    assert recs["lime"]["prompt"] == json.loads((samples_dir / "lime/prompt.json").read_text())["bg"]
+    lime_prompt = json.loads((samples_dir / "lime/prompt.json").read_text())["bg"]
+    assert recs["lime"]["prompt"] == lime_prompt
     assert cli(["manifest", "check", str(out)]) == 0
     assert "4 good rows, 0 bad rows" in capsys.readouterr().out
 

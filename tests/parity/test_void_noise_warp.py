@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from testkit.parity import Golden, assert_close, f16_ulp
 
+from testkit.parity import Golden, assert_close, f16_ulp
 from void_engine.engines.void.noise_warp import (
     NoiseWarper,
     noise_from_flows,

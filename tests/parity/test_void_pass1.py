@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from testkit.parity import Golden, Recorder, assert_close, assert_frames_close
 
+from testkit.parity import Golden, Recorder, assert_close, assert_frames_close
 from void_engine.engines.void.pipeline_void import augment_video, window_latents_for, window_plan
 from void_engine.engines.void.reference_prep import reference_video_mask_input
 

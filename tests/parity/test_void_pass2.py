@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler
+
 from testkit.parity import Golden, Recorder, assert_close, assert_frames_close
 
 

@@ -19,7 +19,7 @@ def good_answer(clip, grid, frames=None, **overrides) -> dict:
     for f in frames:
         cells = grid.cells_touched(clip.pushed[f])
         locs.append({"frame": int(f), "cells": [{"row": int(r), "col": int(c)}
-                                                for r, c in zip(*np.nonzero(cells))]})
+                                                for r, c in zip(*np.nonzero(cells), strict=False)]})
     obj = {"noun": "blue box", "category": "physical", "effect": "moves",
            "why": "the red box pushes it", "will_move": False,
            "first_appears_frame": int(clip.contact), "confidence": 0.9,

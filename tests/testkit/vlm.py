@@ -24,7 +24,7 @@ class ScriptedVLM:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def play(self, *steps: tuple) -> "ScriptedVLM":
+    def play(self, *steps: tuple) -> ScriptedVLM:
         self.script = list(steps)
         self.requests.clear()
         self.headers.clear()

@@ -188,16 +188,17 @@ def test_lossless_mask_is_decoded_once_and_its_matte_is_a_stream_copy(tmp_path):
     dec, enc = _identity_round_trip(tmp_path, plate, mask, "ffv1", model_size=(32, 48))
     assert dec.regions_file and dec.matte_file
     assert io.probe(enc.matte_uri).codec == "h264"  # the mask's own stream, not re-encoded
-    assert all(np.array_equal(a, b) for a, b in zip(qm.read_quadmask(enc.matte_uri), masks))
+    matte = qm.read_quadmask(enc.matte_uri)
+    assert all(np.array_equal(a, b) for a, b in zip(matte, masks, strict=True))
     # The overlay path (no review): plate pixels bit for bit outside the blend region.
     back = list(io.read_frames(io.probe(enc.result_uri)))
     assert len(back) == 6 and np.array_equal(back[0], frames[0])
-    for b, f, out in zip(back, frames, _outside(masks, 8 + 8 + 1)):
+    for b, f, out in zip(back, frames, _outside(masks, 8 + 8 + 1), strict=False):
         assert np.array_equal(b[out], f[out])
     # The Python path (review media on) agrees: same pixels outside, within a level inside.
     enc2 = stages.encode_shot(dec, dec.clip_path, tmp_path / "out2", codec="ffv1")
     back2 = list(io.read_frames(io.probe(enc2.result_uri)))
-    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(back, back2)) <= 2
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(back, back2, strict=False)) <= 2
     assert enc2.review_movie_uri and os.path.isfile(enc2.review_movie_uri)
 
 
@@ -211,11 +212,12 @@ def test_encode_of_a_record_without_stored_regions_decodes_the_mask(tmp_path):
                                 review=False)
     a = list(io.read_frames(io.probe(new.result_uri)))
     b = list(io.read_frames(io.probe(legacy.result_uri)))
-    for x, y, out, f in zip(a, b, _outside(masks, 8 + 8 + 1), frames):
+    for x, y, out, f in zip(a, b, _outside(masks, 8 + 8 + 1), frames, strict=False):
         assert np.array_equal(x[out], f[out]) and np.array_equal(y[out], f[out])
         assert np.abs(x.astype(int) - y).max() <= 2
     for path in (new.matte_uri, legacy.matte_uri):
-        assert all(np.array_equal(m, r) for m, r in zip(masks, qm.read_quadmask(path)))
+        back = qm.read_quadmask(path)
+        assert all(np.array_equal(m, r) for m, r in zip(masks, back, strict=True))
 
 
 def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
@@ -225,7 +227,7 @@ def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
     assert io.probe(enc.matte_uri).codec == "ffv1"
     back = list(qm.read_quadmask(enc.matte_uri))
     expect = list(qm.read_quadmask(lossy))
-    assert all(np.array_equal(a, b) for a, b in zip(back, expect))
+    assert all(np.array_equal(a, b) for a, b in zip(back, expect, strict=False))
 
 
 def _blob_masks(rng, shape, n=6):
@@ -284,7 +286,7 @@ def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_p
     raws = list(io.read_video(lossy, channels=1, scale_flags="neighbor"))
     got = list(mio.quantized_frames(info, first=0, count=len(masks), size=None))
     assert len(got) == len(raws) == len(masks)
-    for raw, (q, hist, box) in zip(raws, got):
+    for raw, (q, hist, box) in zip(raws, got, strict=False):
         assert np.array_equal(hist, np.bincount(raw.ravel(), minlength=256))
         assert np.array_equal(q, qm.quantize(raw))
         assert box == qm.bounding_box(raw)
@@ -310,7 +312,7 @@ def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, p
     assert mio._luma_route(info, None)[0]
     grey = list(io.read_video(path, channels=1))
     for g, (q, hist, _) in zip(grey[:-1], mio.quantized_frames(info, first=0, count=6,
-                                                              size=None)):
+                                                              size=None), strict=False):
         assert np.array_equal(hist, np.bincount(g.ravel(), minlength=256))
         assert np.array_equal(q, qm.quantize(g))
     plane = next(io.read_video(path, first=6, count=1, channels=1, luma_plane=True))
@@ -325,7 +327,8 @@ def test_quantized_frames_of_the_lime_mask_match_ffmpegs_grey_decode(samples_dir
     info = io.probe(path, what="quadmask")
     assert mio._luma_route(info, None) != (False, None)  # the fast route is taken
     for g, (q, hist, _) in zip(io.read_video(path, count=4, channels=1),
-                               mio.quantized_frames(info, first=0, count=4, size=None)):
+                               mio.quantized_frames(info, first=0, count=4, size=None),
+                               strict=True):
         assert np.array_equal(q, g) and hist[qm.KEEP] == (g == qm.KEEP).sum()
 
 

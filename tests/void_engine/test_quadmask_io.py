@@ -27,7 +27,7 @@ def test_lossless_write_reads_back_exact(tmp_path):
         path = qm.write_quadmask(str(tmp_path / name), frames, fps=12)
         back = list(qm.read_quadmask(path))
         assert len(back) == len(frames)
-        assert all(np.array_equal(a, b) for a, b in zip(frames, back)), name
+        assert all(np.array_equal(a, b) for a, b in zip(frames, back, strict=False)), name
 
 
 def test_lossy_x264_crf23_mask_reads_back_with_the_four_values(tmp_path):

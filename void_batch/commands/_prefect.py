@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-
 # The temporary server records task runs from their events one event per SQLite transaction
 # by default (batch size 1): after a run of 200 shots x 5 task runs it was still writing for
 # 41 s (measured, 2 busy cores), and every API call of the next steps queued behind it.

@@ -51,7 +51,6 @@ def main(args: argparse.Namespace) -> int:
 
     from manifests.loader import load_manifest
     from void_batch.commands._prefect import run_flow, start_local_server_early
-
     from void_engine.errors import InputError
 
     try:

@@ -23,8 +23,14 @@ import hashlib
 import cv2
 import numpy as np
 
-from void_engine.engines.base import (Engine, FrameRules, ProgressFn, RemovalParams,
-                                      check_clip, register_engine)
+from void_engine.engines.base import (
+    Engine,
+    FrameRules,
+    ProgressFn,
+    RemovalParams,
+    check_clip,
+    register_engine,
+)
 from void_engine.flow import dis_flow
 from void_engine.quadmask import AFFECTED, OVERLAP, REMOVE
 

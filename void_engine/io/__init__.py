@@ -24,8 +24,7 @@ from void_engine.io.probe import PlateInfo, probe, sequence_files
 from void_engine.io.sequence import SequenceWriter, read_image, write_image
 from void_engine.io.uri import check_writable, is_local, local_input, local_output
 from void_engine.io.video import CODECS as VIDEO_CODECS
-from void_engine.io.video import (PlateOverlay, VideoWriter, bgra_exact, codec_args,
-                                  read_video)
+from void_engine.io.video import PlateOverlay, VideoWriter, bgra_exact, codec_args, read_video
 
 SEQUENCE_CODECS = ("png", "exr")
 ALL_CODECS = (*VIDEO_CODECS, *SEQUENCE_CODECS)

@@ -2,6 +2,7 @@
 decoding (an ffmpeg pipe read, which releases the GIL) overlaps compositing and encoding."""
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -42,7 +43,7 @@ class Prefetch:
                 continue
         return False
 
-    def __iter__(self) -> "Prefetch":
+    def __iter__(self) -> Prefetch:
         return self
 
     def __next__(self):
@@ -57,13 +58,11 @@ class Prefetch:
     def close(self) -> None:
         self._stop.set()
         while self._thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.1)
-            except queue.Empty:
-                pass
         self._thread.join()
 
-    def __enter__(self) -> "Prefetch":
+    def __enter__(self) -> Prefetch:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,6 +2,7 @@
 never held whole in memory. Decoding scales inside ffmpeg when a target size is given."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -34,7 +35,7 @@ _AUDIO_COPY = {
 }
 
 
-def read_video(path: str, *, first: int = 0, count: int | None = None,
+def read_video(path: str, *, first: int = 0, count: int | None = None,  # noqa: C901
                size: tuple[int, int] | None = None, dtype=np.uint8, channels: int = 3,
                scale_flags: str = "area", what: str = "plate",
                threads: int | None = None, source_size: tuple[int, int] | None = None,
@@ -268,7 +269,7 @@ class VideoWriter:
             os.close(fd)
             cmd += ["-progress", self._progress]
         cmd += ["-r", f"{fps.numerator}/{fps.denominator}", "-f", fmt, self.tmp]
-        self._err = tempfile.TemporaryFile()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close()/_fail())
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
         widen_pipe(self.proc.stdin)
         self.frames = 0
@@ -304,10 +305,8 @@ class VideoWriter:
                           f"({lines[-1].strip() if lines else 'no ffmpeg message'})")
 
     def close(self) -> str:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
         if self.proc.wait() != 0:
             self._fail(f"ffmpeg exit {self.proc.returncode}")
         self._err.close()

@@ -108,7 +108,7 @@ def _along(path: list[tuple[int, int, int]], t: int) -> tuple[float, float]:
         return float(path[0][1]), float(path[0][2])
     if t >= path[-1][0]:
         return float(path[-1][1]), float(path[-1][2])
-    for (fa, ra, ca), (fb, rb, cb) in zip(path, path[1:]):
+    for (fa, ra, ca), (fb, rb, cb) in zip(path, path[1:], strict=False):
         if fa <= t <= fb:
             f = 0.0 if fb == fa else (t - fa) / (fb - fa)
             return ra + f * (rb - ra), ca + f * (cb - ca)

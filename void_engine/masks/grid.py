@@ -20,7 +20,7 @@ class Grid:
     cols: int
 
     @classmethod
-    def for_size(cls, width: int, height: int, min_grid: int = 8) -> "Grid":
+    def for_size(cls, width: int, height: int, min_grid: int = 8) -> Grid:
         if width <= 0 or height <= 0 or min_grid <= 0:
             raise ValueError(f"bad grid request {width}x{height} min_grid={min_grid}")
         if width >= height:

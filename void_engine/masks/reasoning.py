@@ -28,9 +28,8 @@ from void_engine.masks import maskio
 from void_engine.masks.fallback import FallbackParams, fallback_cells
 from void_engine.masks.grey import answer_cells
 from void_engine.masks.grid import Grid
-from void_engine.masks.segment import ObjectPrompts, Sam2Config, load_predictor, run_sam2, \
-    work_size
-from void_engine.masks.vlm.client import VlmConfig, ask, make_backend
+from void_engine.masks.segment import ObjectPrompts, Sam2Config, load_predictor, run_sam2, work_size
+from void_engine.masks.vlm.client import ask, make_backend
 from void_engine.masks.vlm.errors import VlmError
 from void_engine.masks.vlm.prompt import PROMPT_VERSION, build_request, sample_indices
 from void_engine.stages import resolve_range

@@ -50,7 +50,7 @@ class Sam2Config:
         return self.checkpoint is None
 
     @classmethod
-    def from_env(cls) -> "Sam2Config":
+    def from_env(cls) -> Sam2Config:
         """VOID_SAM2_CHECKPOINT, VOID_SAM2_CONFIG, VOID_SAM2_DEVICE (what workers use)."""
         env = os.environ
         return cls(checkpoint=env.get("VOID_SAM2_CHECKPOINT") or None,
@@ -112,8 +112,9 @@ def _fp32_memory_on_cpu(predictor) -> None:
     import torch
 
     def to_fp32(_module, args, kwargs):
-        cast = (lambda v: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point()
-                else v)
+        def cast(v):
+            return (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                        else v)
         return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
     predictor.memory_attention.register_forward_pre_hook(to_fp32, with_kwargs=True)
@@ -128,7 +129,7 @@ class ObjectPrompts:
     box: tuple[float, float, float, float] | None = None
 
 
-def parse_prompts(prompts_json: dict, *, width: int, height: int, num_frames: int,
+def parse_prompts(prompts_json: dict, *, width: int, height: int, num_frames: int,  # noqa: C901
                   shot_id: str | None = None) -> dict[tuple[int, int], ObjectPrompts]:
     """Validate the manifest's prompts; returns {(frame, obj): ObjectPrompts}."""
     def bad(msg: str) -> InputError:

@@ -56,7 +56,7 @@ def test_ffv1_round_trip_is_bit_exact_and_keeps_odd_fps(tmp_path):
     info = io.probe(out)
     assert (info.width, info.height, info.frames, info.fps) == (96, 64, 10, FPS)
     back = list(io.read_frames(info))
-    assert len(back) == 10 and all(np.array_equal(a, b) for a, b in zip(frames, back))
+    assert len(back) == 10 and all(np.array_equal(a, b) for a, b in zip(frames, back, strict=False))
 
 
 def test_ffv1_16bit_round_trip_is_bit_exact(tmp_path):
@@ -65,7 +65,7 @@ def test_ffv1_16bit_round_trip_is_bit_exact(tmp_path):
     assert info.depth == 16
     back = list(io.read_frames(info))
     assert back[0].dtype == np.uint16
-    assert all(np.array_equal(a, b) for a, b in zip(frames, back))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, back, strict=False))
 
 
 @pytest.mark.parametrize("codec,ext,min_db", [("h264", ".mp4", 33), ("prores", ".mov", 40)])
@@ -89,7 +89,7 @@ def test_png_sequence_round_trip_exact(tmp_path, dtype):
     assert info.kind == "sequence" and info.frames == 5 and info.fps == FPS
     assert info.depth == (8 if dtype == np.uint8 else 16)
     back = list(io.read_frames(info, first=1, count=3))
-    assert all(np.array_equal(a, b) for a, b in zip(frames[1:4], back))
+    assert all(np.array_equal(a, b) for a, b in zip(frames[1:4], back, strict=False))
     # printf and #### patterns name the same sequence
     assert io.probe(str(tmp_path / "seq" / "seq.%06d.png")).frames == 5
     assert io.probe(str(tmp_path / "seq" / "seq.######.png")).frames == 5
@@ -103,7 +103,7 @@ def test_exr_sequence_round_trip_half_float(tmp_path):
     assert info.depth == 32 and info.frames == 3
     back = list(io.read_frames(info))
     assert back[0].dtype == np.float32
-    for a, b in zip(frames, back):
+    for a, b in zip(frames, back, strict=False):
         np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-3)
     small = next(io.read_frames(info, size=(32, 48), uint8=True))
     assert small.shape == (32, 48, 3) and small.dtype == np.uint8
@@ -113,7 +113,8 @@ def test_frame_range_and_model_size_scaling(tmp_path):
     frames = synthetic_frames(n=12)
     info = io.probe(write_clip(tmp_path / "r.mkv", frames, "ffv1"))
     part = list(io.read_frames(info, first=4, count=5))
-    assert len(part) == 5 and all(np.array_equal(a, b) for a, b in zip(frames[4:9], part))
+    assert len(part) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(frames[4:9], part, strict=True))
     small = list(io.read_frames(info, first=4, count=2, size=(32, 48)))
     assert small[0].shape == (32, 48, 3)
     # area downscale inside ffmpeg ~ the mean of 2x2 blocks
@@ -150,23 +151,23 @@ def test_fsspec_memory_uri_round_trip(tmp_path):
     assert fs.exists("/plates/clip.mkv") and not fs.exists("/plates/.clip.mkv.part")
     with io.local_input("memory://plates/clip.mkv") as local:
         back = list(io.read_frames(io.probe(local)))
-    assert all(np.array_equal(a, b) for a, b in zip(frames, back))
-    with pytest.raises(InputError, match="not found"):
-        with io.local_input("memory://plates/missing.mkv"):
+    assert all(np.array_equal(a, b) for a, b in zip(frames, back, strict=False))
+    with pytest.raises(InputError, match="not found"), \
+            io.local_input("memory://plates/missing.mkv"):
             pass
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):
     frames = synthetic_frames(n=3)
     target = tmp_path / "x.mkv"
-    with pytest.raises(RuntimeError):
-        with io.open_writer(str(target), "ffv1", fps=FPS, size=(64, 96)) as w:
-            w.write(frames[0])
-            raise RuntimeError("engine died")
+    with pytest.raises(RuntimeError), \
+            io.open_writer(str(target), "ffv1", fps=FPS, size=(64, 96)) as w:
+        w.write(frames[0])
+        raise RuntimeError("engine died")
     assert os.listdir(tmp_path) == []
-    with pytest.raises(OutputError, match="expects"):
-        with io.open_writer(str(target), "ffv1", fps=FPS, size=(64, 96)) as w:
-            w.write(frames[0][:32])
+    with pytest.raises(OutputError, match="expects"), \
+            io.open_writer(str(target), "ffv1", fps=FPS, size=(64, 96)) as w:
+        w.write(frames[0][:32])
     assert os.listdir(tmp_path) == []
 
 
@@ -208,17 +209,17 @@ def test_plate_overlay_composites_in_the_encoder_and_reports_a_short_plate(tmp_p
             w.write(patch)
     back = list(io.read_frames(io.probe(out)))
     assert len(back) == 5
-    for got, plate_frame in zip(back, frames[1:]):
+    for got, plate_frame in zip(back, frames[1:], strict=False):
         expect = plate_frame.copy()
         expect[14:22, 26:38] = (255, 0, 0)
         assert np.array_equal(got, expect)
     # A plate that runs out before the patches: a specific error and nothing left behind.
     short = str(tmp_path / "short.mkv")
-    with pytest.raises(InputError, match=r"gave [0-9]+ of 8 frames"):
-        with io.open_writer(short, "ffv1", fps=FPS, size=(64, 96),
-                            overlay=io.PlateOverlay(plate, 0, 8, 0, 0, (16, 24))) as w:
-            for _ in range(8):
-                w.write(patch)
+    with pytest.raises(InputError, match=r"gave [0-9]+ of 8 frames"), \
+            io.open_writer(short, "ffv1", fps=FPS, size=(64, 96),
+                           overlay=io.PlateOverlay(plate, 0, 8, 0, 0, (16, 24))) as w:
+        for _ in range(8):
+            w.write(patch)
     assert not os.path.exists(short)
     assert sorted(os.listdir(tmp_path)) == ["out.mkv", "plate.mkv"]
 

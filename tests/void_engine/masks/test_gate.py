@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from testkit.synth import gate_clip
 
+from testkit.synth import gate_clip
 from void_engine.masks.gate import DEFAULT_THRESHOLD, morphing_gate, real_pairs
 from void_engine.stages import DecodedShot, ModelSpaceMap
 

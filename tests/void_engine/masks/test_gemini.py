@@ -101,9 +101,8 @@ def test_retries_are_bounded():
                     reason="google-genai installed: the missing-extra message is not shown")
 def test_missing_extra_is_a_clear_config_error_and_key_is_not_leaked(monkeypatch, caplog):
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-secret-key")
-    with caplog.at_level(logging.DEBUG):
-        with pytest.raises(ValueError) as e:
-            make_backend(VlmConfig(backend="gemini", model="gemini-2.5-pro"))
+    with caplog.at_level(logging.DEBUG), pytest.raises(ValueError) as e:
+        make_backend(VlmConfig(backend="gemini", model="gemini-2.5-pro"))
     assert "void-batch[gemini]" in str(e.value)
     assert "AIza-secret-key" not in str(e.value) + caplog.text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from testkit.synth import push_clip
 
+from testkit.synth import push_clip
 from void_engine.masks.fallback import fallback_cells
 from void_engine.masks.grey import answer_cells, interpolate_keyframes, object_cells
 from void_engine.masks.grid import Grid

@@ -7,9 +7,9 @@ import logging
 
 import numpy as np
 import pytest
+
 from testkit.masks import TINY_SAM2, good_answer
 from testkit.masks import read_quadmask_frames as read
-
 from void_engine import quadmask
 from void_engine.errors import InputError
 from void_engine.masks import maskio
@@ -164,7 +164,7 @@ def test_given_grey_mask_is_combined(push, grid, tmp_path):
     assert r.path == "given"
     q = read(r.quadmask_uri)
     expect = np.stack([quadmask.combine(b, gg, frame_index=i) for i, (b, gg) in enumerate(
-        zip(np.where(clip.pusher, 0, 255).astype(np.uint8), grey))])
+        zip(np.where(clip.pusher, 0, 255).astype(np.uint8), grey, strict=False))])
     assert np.array_equal(q, expect)
 
 

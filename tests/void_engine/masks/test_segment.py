@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from testkit.masks import TINY_SAM2
 
+from testkit.masks import TINY_SAM2
 from void_engine import io as vio
 from void_engine.errors import InputError, ModelLoadError
 from void_engine.masks import maskio, segment

@@ -65,7 +65,8 @@ _BASE_PARTS = ("transformer/config.json", "vae/config.json", "text_encoder/confi
 def _check_base_folder(path: Path) -> Path:
     missing = [p for p in _BASE_PARTS if not (path / p).exists()]
     if missing:
-        raise ModelLoadError(f"base model folder {path} is incomplete: missing {', '.join(missing)}")
+        raise ModelLoadError(f"base model folder {path} is incomplete: "
+                             f"missing {', '.join(missing)}")
     return path
 
 
@@ -145,7 +146,7 @@ def load_void_state_dict(path: Path, dtype: torch.dtype) -> dict[str, torch.Tens
 
 
 def load_transformer(base_config: dict[str, Any], checkpoint: Path, dtype: torch.dtype):
-    """Meta-built 48-channel transformer + the VOID checkpoint, strictly (every key, every shape)."""
+    """Meta-built 48-channel transformer + the VOID checkpoint, strictly (every key and shape)."""
     model = build_transformer_meta(base_config)
     sd = load_void_state_dict(checkpoint, dtype)
     try:

@@ -45,8 +45,8 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, device=like.device), torch.arange(w, device=like.device),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, device=like.device),
+                            torch.arange(w, device=like.device), indexing="ij")
     return torch.stack([xs, ys]).to(like.dtype)
 
 
@@ -166,7 +166,7 @@ class NoiseWarper:
         num = _resize(self.state[3:] * weight, size)
         return num / _resize(weight ** 2, size).sqrt() * self.scale
 
-    def __call__(self, dx, dy) -> "NoiseWarper":
+    def __call__(self, dx, dy) -> NoiseWarper:
         """Warp by a flow (dx, dy) of any size; it is upsampled to the state and rescaled."""
         dev, dt = self.state.device, self.state.dtype
         flow = torch.stack([torch.as_tensor(dx), torch.as_tensor(dy)]).to(dev, dt)

@@ -30,7 +30,7 @@ MASK_MODES = ("trimask", "binary", "trimask_pass2")
 NOISE_AUG_STRENGTH = 0.0563  # mean of the training log-normal sigma, exp(N(-3, 0.5^2))
 
 
-# --- small pure helpers (tested on their own) ------------------------------------------------------
+# --- small pure helpers (tested on their own) --------------------------------------------------
 def window_plan(num_latents: int, window_latents: int, overlap: int = 4) -> list[tuple[int, int]]:
     """Latent windows [begin, end) of the reference's temporal multidiffusion."""
     if num_latents <= window_latents:
@@ -117,9 +117,10 @@ class VOIDPipeline(DiffusionPipeline):
 
     # ---- loading ------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, weights: str | Path, pass_no: int = 1, *, base: str | Path | None = None,
+    def from_pretrained(cls, weights: str | Path, pass_no: int = 1, *,
+                        base: str | Path | None = None,
                         checkpoint: str | Path | None = None, dtype=None, device=None,
-                        memory_mode: str = "full", notice: bool = True, **_: Any) -> "VOIDPipeline":
+                        memory_mode: str = "full", notice: bool = True, **_: Any) -> VOIDPipeline:
         """Base folder (`base`, default: `weights` itself) + VOID checkpoint of pass `pass_no`.
 
         `weights` is a folder holding void_pass{1,2}.safetensors (and, like tiny_void, the base
@@ -185,7 +186,7 @@ class VOIDPipeline(DiffusionPipeline):
 
     # ---- the call -------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(
+    def __call__(  # noqa: C901 (split into diffusers-style steps: issue 10)
         self,
         video: torch.Tensor,
         mask: torch.Tensor,

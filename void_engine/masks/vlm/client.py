@@ -45,7 +45,7 @@ class VlmConfig:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "VlmConfig | None":
+    def from_env(cls) -> VlmConfig | None:
         """The workers' VLM from VOID_VLM_URL / VOID_VLM_MODEL / VOID_VLM_BACKEND /
         VOID_VLM_CACHE, or None (= deterministic fallback) when none is configured."""
         env = os.environ

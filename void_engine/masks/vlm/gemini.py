@@ -62,7 +62,8 @@ def _classify(exc: Exception) -> VlmError:
         if code >= 500:
             return VlmError("server_error", f"HTTP {code} from Gemini")
         # the message may echo request details but never the key (it travels in a header)
-        return VlmError("http_error", f"HTTP {code} from Gemini: {getattr(exc, 'message', '')}"[:200])
+        detail = getattr(exc, "message", "")
+        return VlmError("http_error", f"HTTP {code} from Gemini: {detail}"[:200])
     if "Timeout" in name or isinstance(exc, TimeoutError):
         return VlmError("timeout", "no answer from Gemini in time")
     if "Connect" in name or isinstance(exc, ConnectionError):
