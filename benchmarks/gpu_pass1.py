@@ -183,7 +183,7 @@ def bench_pass1(args, reduced: bool):
 
 
 def bench_pass2(args, reduced: bool):
-    from void_engine import flow
+    from void_engine import optical_flow as flow
     from void_engine.engines.void.noise_warp import aligned_warped_noise
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -31,7 +31,7 @@ from void_engine.engines.base import (
     check_clip,
     register_engine,
 )
-from void_engine.flow import dis_flow
+from void_engine.optical_flow import dis_flow
 from void_engine.quadmask import AFFECTED, OVERLAP, REMOVE
 
 

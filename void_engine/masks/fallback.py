@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from void_engine import flow
+from void_engine import optical_flow as flow
 from void_engine.masks.grid import Grid
 
 

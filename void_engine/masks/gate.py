@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from void_engine import flow, quadmask
+from void_engine import optical_flow as flow
+from void_engine import quadmask
 
 # part of the stage cache key (tasks read it): bump when the score for the same input changes
 __version__ = "warp-error-1"

@@ -109,7 +109,7 @@ def test_option_pass2_mask_binary_vs_trimask(parity_dir):
 
 def test_option_noise_mode(small_engine, parity_dir):
     from void_engine.engines.void.noise_warp import aligned_warped_noise
-    from void_engine.flow import dis_flow
+    from void_engine.optical_flow import dis_flow
 
     clip, _ = _clip(45, 32, 48)
     noise = aligned_warped_noise(clip, (4, 6), lambda a, b: dis_flow(a, b, "ultrafast"),
@@ -183,7 +183,7 @@ def test_licence_notice_and_fp8_memory_mode(parity_dir, capsys):
 def test_raft_large_from_local_file(tmp_path):
     from torchvision.models.optical_flow import raft_large
 
-    from void_engine.flow import load_raft_large, raft_flow
+    from void_engine.optical_flow import load_raft_large, raft_flow
 
     torch.manual_seed(0)
     torch.save(raft_large(weights=None).state_dict(), tmp_path / "raft.pth")  # random weights

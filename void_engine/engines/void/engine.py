@@ -144,7 +144,7 @@ class VoidEngine(Engine):
     def flow_fn(self):
         """RAFT-large from a local file when given, else OpenCV DIS on the CPU."""
         if self._flow_fn is None:
-            from void_engine import flow
+            from void_engine import optical_flow as flow
 
             if self.raft_weights:
                 model = flow.load_raft_large(self.raft_weights, self.device)
