@@ -148,6 +148,29 @@ def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = Non
                             check_files=check_files, uri=uri)
 
 
+def select(manifest: Manifest, shots: list[str] | None = None, tags: list[str] | None = None,
+           ) -> tuple[list[int], list[list[RowError]]]:
+    """Indices of the good rows to run, and the bad rows (grouped per file row) to report,
+    both restricted to the requested shot ids / tags when given."""
+    want = set(shots or ())
+    want_tags = set(tags or ())
+
+    def chosen(shot_id: str | None, shot_tags=()) -> bool:
+        if want and shot_id not in want:
+            return False
+        return not want_tags or bool(want_tags & set(shot_tags))
+
+    picked = [i for i, s in enumerate(manifest.shots) if chosen(s.shot_id, s.tags)]
+    by_row: dict[int, list[RowError]] = {}
+    for e in manifest.errors:
+        if not want_tags and chosen(e.shot_id):
+            by_row.setdefault(e.row, []).append(e)
+    known = {s.shot_id for s in manifest.shots} | {e.shot_id for e in manifest.errors}
+    for sid in sorted(want - known):
+        by_row[-1 - len(by_row)] = [RowError(-1, sid, "shot_id not in the manifest")]
+    return picked, list(by_row.values())
+
+
 def write_manifest(rows: Iterable[ShotRow | dict], out: str | os.PathLike) -> str:
     """Write rows with the canonical schema (temp name, then rename)."""
     records = [row_to_record(r) if isinstance(r, ShotRow) else

@@ -18,6 +18,8 @@ def parse_size(text: str) -> tuple[int, int]:
 # The VOID model's working size (height, width); the reference stretches every plate to it.
 DEFAULT_MODEL_SIZE = parse_size(os.environ.get("VOID_MODEL_SIZE", "384x672"))
 DEFAULT_CODEC = "ffv1"
+# The engine every command uses unless told otherwise (`--engine`, or a manifest row's column).
+DEFAULT_ENGINE = "void"
 # Review media: total width of the three-column side-by-side movie and contact sheet.
 REVIEW_WIDTH = 1440
 CONTACT_SHEET_FRAMES = 4
