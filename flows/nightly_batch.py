@@ -23,7 +23,7 @@ from tasks.options import RunOptions
 def nightly_batch(options: RunOptions):
     """Run every shot of the manifest (or the chosen shots / tags) into the output root."""
     run = options.resolved()
-    m = load_manifest(run.manifest)
+    m = load_manifest(run.manifest, output_roots=[run.output_root, *run.output_roots])
     picked, invalid = select(m, run.shots, run.tags)
     rows = run_shots(m, picked, invalid, run)
     return finish(rows, run, f"nightly-batch: {options.manifest}", str(flow_run.id or ""))

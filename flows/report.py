@@ -25,14 +25,12 @@ from tasks.graph import stage_names
 from void_engine.errors import InputError
 
 REPORT, HTML, RUNS = "report.parquet", "report.html", "runs"
-STAGE_COLUMNS = [f"seconds_{s}" for s in stage_names()]
-COMPUTE_COLUMNS = [f"compute_{s}" for s in stage_names()]
-SCHEMA = pa.schema([
+_BASE = [
     ("shot_id", pa.string()), ("row", pa.int32()), ("status", pa.string()),
     ("error", pa.string()), ("failed_stage", pa.string()), ("engine", pa.string()),
     ("model_id", pa.string()), ("priority", pa.int32()), ("tags", pa.list_(pa.string())),
-    *[(c, pa.float64()) for c in STAGE_COLUMNS],
-    *[(c, pa.float64()) for c in COMPUTE_COLUMNS],
+]
+_TAIL = [
     ("seconds_total", pa.float64()), ("model_load_seconds", pa.float64()),
     ("cache_hits", pa.list_(pa.string())), ("executed", pa.list_(pa.string())),
     ("skipped", pa.string()),  # "stage: why; ..." for the human reader
@@ -43,13 +41,25 @@ SCHEMA = pa.schema([
     ("result_uri", pa.string()), ("matte_uri", pa.string()), ("review_uri", pa.string()),
     ("thumbnail", pa.string()), ("output_dir", pa.string()),
     ("flow_run_id", pa.string()), ("flow_run_url", pa.string()), ("host", pa.string()),
-])
-COLUMNS = SCHEMA.names
+]
+
+
+def schema() -> pa.Schema:
+    """The report's columns: per stage of tasks.graph.STAGES, this run's wall seconds
+    (`seconds_<stage>`) and the producing run's compute seconds (`compute_<stage>`)."""
+    stages = stage_names()
+    return pa.schema([*_BASE, *[(f"seconds_{s}", pa.float64()) for s in stages],
+                      *[(f"compute_{s}", pa.float64()) for s in stages], *_TAIL])
+
+
+def columns() -> list[str]:
+    return schema().names
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows (dicts) as a report DataFrame with every column of SCHEMA, in order."""
-    return pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=COLUMNS)
+    """Rows (dicts) as a report DataFrame with every column of schema(), in order."""
+    cols = columns()
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 
 
 def merge(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +76,10 @@ def by_row(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table(df: pd.DataFrame) -> pa.Table:
-    df = df.reindex(columns=COLUMNS).astype(object).where(df.notna(), None)
-    return pa.Table.from_pylist(df.to_dict("records"), schema=SCHEMA)
+    sch = schema()
+    df = df.reindex(columns=sch.names)
+    df = df.astype(object).where(df.notna(), None)
+    return pa.Table.from_pylist(df.to_dict("records"), schema=sch)
 
 
 def _path(output_root_or_file: str) -> str:
@@ -79,6 +91,11 @@ def load(path: str) -> pd.DataFrame:
     """A report (an output root, or a report.parquet) as a DataFrame; FileNotFoundError when
     there is none; InputError when the file is not a report."""
     return _read(path).to_pandas(types_mapper=None)
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as plain dicts (lists as lists, nulls as None)."""
+    return _table(df).to_pylist()
 
 
 def read_report(path: str | os.PathLike) -> list[dict]:
@@ -97,10 +114,11 @@ def _read(path: str) -> pa.Table:
         raise InputError(f"{uri} is not a readable report: {exc}") from None
     if "shot_id" not in table.column_names or "status" not in table.column_names:
         raise InputError(f"{uri} is not a void-batch report (no shot_id/status columns)")
-    missing = [f for f in SCHEMA if f.name not in table.column_names]
-    for f in missing:  # a report from an older version: the new columns are empty
-        table = table.append_column(f, pa.nulls(len(table), f.type))
-    return table.select(COLUMNS).cast(SCHEMA)
+    sch = schema()
+    for f in sch:  # a report from an older version (or other stages): missing columns empty
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(len(table), f.type))
+    return table.select(sch.names).cast(sch)
 
 
 def write(df: pd.DataFrame, output_root: str, run_id: str | None = None) -> dict[str, str]:

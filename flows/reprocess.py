@@ -32,7 +32,7 @@ def reprocess(options: RunOptions):
             raise InputError(f"no failed shots in {run.failed_from}: nothing to reprocess")
     if not ids and not run.tags:
         raise InputError("reprocess needs shots, tags or failed_from")
-    m = load_manifest(run.manifest)
+    m = load_manifest(run.manifest, output_roots=[run.output_root, *run.output_roots])
     picked, invalid = select(m, ids or None, run.tags)
     rows = run_shots(m, picked, invalid, run)
     return finish(rows, run, f"reprocess: {options.manifest} ({len(rows)} shots)",

@@ -1,5 +1,5 @@
 """One report row per shot, built from what the flow knows about it (generic over the stages
-of tasks.graph; the columns are listed in flows.report.COLUMNS)."""
+of tasks.graph; the columns are flows.report.schema())."""
 from __future__ import annotations
 
 import socket

@@ -91,8 +91,10 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 
 
 def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[str] | None = None,
-                     check_files: bool = True, uri: str = "") -> Manifest:
-    """Validate rows: types and rules (ShotRow), unique shot_id, known engine, files present."""
+                     check_files: bool = True, uri: str = "",
+                     output_roots: Iterable[str] = ()) -> Manifest:
+    """Validate rows: types and rules (ShotRow), unique shot_id, known engine, files present,
+    output_uri inside the output root (relative, not escaping it) or one of `output_roots`."""
     if engines is None:
         from void_engine.engines.base import available_engines
 
@@ -102,7 +104,8 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
     first_row: dict[str, int] = {}
     exists: dict[str, bool] = {}
     for i, rec in enumerate(records):
-        sid = rec.get("shot_id") or None
+        sid = rec.get("shot_id")
+        sid = str(sid) if sid is not None and sid != "" else None
         try:
             row = ShotRow.model_validate(rec)
         except ValidationError as exc:
@@ -122,7 +125,7 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
             problems += [f"{k}: file not found: {v}" for k, v in resolved.items()
                          if not _exists(v, exists)]
         if row.output_uri:
-            resolved["output_uri"] = resolve_uri(row.output_uri, base)
+            problems += _output_problems(row.output_uri, output_roots)
         if problems:
             m.errors.extend(RowError(i, row.shot_id, p) for p in problems)
             continue
@@ -131,8 +134,32 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
     return m
 
 
+def _output_problems(output_uri: str, roots: Iterable[str]) -> list[str]:
+    """A row may only write inside the run's output root (a relative output_uri that does not
+    climb out of it) or inside a root the command line names (--output-root): never a place
+    taken from the manifest alone."""
+    if "://" not in output_uri and not os.path.isabs(output_uri):
+        norm = posixpath.normpath(output_uri.replace(os.sep, "/"))
+        if norm == ".." or norm.startswith("../"):
+            return [f"output_uri {output_uri!r} climbs out of the output root"]
+        return []
+    target = _norm_root(output_uri)
+    if any(target == r or target.startswith(r.rstrip("/") + "/")
+           for r in map(_norm_root, roots)):
+        return []
+    return [f"output_uri {output_uri!r} is outside the output root (name its root with "
+            "--output-root to allow it)"]
+
+
+def _norm_root(uri: str) -> str:
+    if "://" in uri and not uri.startswith("file://"):
+        scheme, _, path = uri.partition("://")
+        return f"{scheme}://{posixpath.normpath(path)}"
+    return os.path.normpath(os.path.abspath(uri.removeprefix("file://")))
+
+
 def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = None,
-                  check_files: bool = True) -> Manifest:
+                  check_files: bool = True, output_roots: Iterable[str] = ()) -> Manifest:
     """Read a Parquet manifest; raises InputError only when the file itself is unusable."""
     uri = str(uri)
     try:
@@ -145,7 +172,7 @@ def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = Non
     if missing:
         raise InputError(f"manifest {uri} lacks required column(s): {', '.join(missing)}")
     return validate_records(table.to_pylist(), manifest_folder(uri), engines=engines,
-                            check_files=check_files, uri=uri)
+                            check_files=check_files, uri=uri, output_roots=output_roots)
 
 
 def select(manifest: Manifest, shots: list[str] | None = None, tags: list[str] | None = None,

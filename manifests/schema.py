@@ -49,6 +49,7 @@ SCHEMA = pa.schema([
 ])
 
 REQUIRED = ("shot_id", "plate_uri")
+SHOT_ID_MAX = 128
 
 
 
@@ -80,7 +81,11 @@ class ShotRow(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    shot_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # Names files and folders (<shot_id>_review.mp4, temp names): kept well inside the 255-byte
+    # file-name limit of common file systems. Text only: an integer id column is refused here,
+    # not half-way through a run.
+    shot_id: str = Field(min_length=1, max_length=SHOT_ID_MAX, strict=True,
+                         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     plate_uri: str = Field(min_length=1)
     first_frame: int | None = Field(default=None, ge=0)
     last_frame: int | None = Field(default=None, ge=0)

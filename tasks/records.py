@@ -140,7 +140,11 @@ class MasksSpec:
 
     @property
     def model_id(self) -> str:
-        blob = json.dumps({"sam2": self.sam2_id, "vlm": self.vlm_id}, default=str)
+        """Names the resident masks actor: every setting it was built with (an actor built
+        for another VLM endpoint must not be reused)."""
+        blob = json.dumps({"sam2": vars(self.sam2) if self.sam2 else None,
+                           "vlm": self.vlm.public() if self.vlm else None},
+                          sort_keys=True, default=str)
         return f"masks-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
     def build(self) -> MaskWork:

@@ -127,4 +127,4 @@ def test_check_prints_every_error(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "row 1 (shot b): plate_uri: file not found" in out
     assert "row 1 (shot b): quadmask_uri: file not found" in out
-    assert "1 good rows, 1 bad rows (2 errors)" in out
+    assert "1 good row, 1 bad row (2 errors)" in out

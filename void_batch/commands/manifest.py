@@ -19,6 +19,9 @@ def register(sub) -> None:
     check = msub.add_parser("check", help="validate a manifest; prints every row-level error")
     check.add_argument("manifest")
     check.add_argument("--no-files", action="store_true", help="skip the file-exists checks")
+    check.add_argument("--output-root", action="append", default=[], metavar="DIR",
+                       help="a root rows' absolute output_uri may point into (as `run "
+                            "--out`/`--output-root` will allow), repeatable")
     check.set_defaults(func=check_main)
 
 
@@ -39,17 +42,18 @@ def check_main(args: argparse.Namespace) -> int:
     import time
 
     from manifests.loader import load_manifest
-    from void_engine.errors import InputError
 
     t0 = time.perf_counter()
-    try:
-        m = load_manifest(args.manifest, check_files=not args.no_files)
-    except InputError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    m = load_manifest(args.manifest, check_files=not args.no_files,
+                      output_roots=args.output_root)
     for e in m.errors:
         print(e)
     bad = len({e.row for e in m.errors})
-    print(f"{len(m.shots)} good rows, {bad} bad rows ({len(m.errors)} errors) "
+    print(f"{_n(len(m.shots), 'good row')}, {_n(bad, 'bad row')} "
+          f"({_n(len(m.errors), 'error')}) "
           f"in {time.perf_counter() - t0:.2f} s")
     return 1 if m.errors else 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from void_engine.config import DEFAULT_MODEL_SIZE, parse_size
-from void_engine.errors import InputError, OutputError, VoidError
+from void_engine.errors import InputError, OutputError
 
 CODEC_BY_EXT = {".mp4": "h264", ".mov": "prores", ".mkv": "ffv1"}
 CODECS = ("h264", "prores", "ffv1", "png", "exr")
@@ -53,11 +53,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = remove(args)
-    except (VoidError, ValueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+    result = remove(args)
     print(f"wrote {result.result_uri} ({result.frames} frames, {result.size[1]}x"
           f"{result.size[0]}, {result.fps_rational} fps)")
     return 0

@@ -79,7 +79,8 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
 
     for mod in options.plugins:
         importlib.import_module(mod)
-    m = load_manifest(options.manifest)
+    m = load_manifest(options.manifest,
+                      output_roots=[options.output_root, *options.output_roots])
     if dry_run:
         from flows.plan import print_plan
 
