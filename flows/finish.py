@@ -31,11 +31,16 @@ def finish(rows: list[dict], options: RunOptions, title: str, run_id: str):
     try:
         where = report.write(df, options.output_root, run_id)["report"]
     except Exception as exc:  # the run's account is never lost: write it elsewhere, say where
-        fallback = report.write_fallback(df, run_id)
-        log.error("could not write the report into %s (%s); it is in %s",
-                  options.output_root, one_line(exc), fallback)
-        return Failed(message=f"report not written to {options.output_root} "
-                              f"({one_line(exc)}); it is in {fallback}")
+        why = f"report not written to {options.output_root} ({one_line(exc)})"
+        try:
+            fallback = report.write_fallback(df, run_id)
+        except Exception as exc2:
+            log.error("%s; nor to the fallback folder (%s):\n%s", why, one_line(exc2),
+                      report.format_table(rows))
+            return Failed(message=f"{why}; nor to a fallback folder ({one_line(exc2)}): "
+                                  f"the shots' results are in the log")
+        log.error("%s; it is in %s", why, fallback)
+        return Failed(message=f"{why}; it is in {fallback}")
     _artifacts(rows, title, where)
     failed = [r for r in rows if r["status"] == "failed"]
     cancelled = [r for r in rows if r["status"] == "cancelled"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from void_batch.cli import UsageError
 from void_batch.commands.run import add_run_options, launch, options_from
 from void_engine.errors import InputError
 
@@ -17,10 +18,8 @@ def register(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from void_batch.commands._prefect import start_local_server_early
-
     if not (args.shots or args.tags or args.failed_from):
-        raise InputError("reprocess: give --shots, --tags or --failed-from")
+        raise UsageError("give --shots, --tags or --failed-from")
     options = options_from(args, failed_from=args.failed_from)
     if args.failed_from and not args.dry_run:
         from flows.reprocess import failed_shots
@@ -29,6 +28,4 @@ def main(args: argparse.Namespace) -> int:
         if not ids:
             raise InputError(f"no failed shots in {args.failed_from}: nothing to reprocess")
         options = options.model_copy(update={"shots": ids, "failed_from": None})
-    if not args.dry_run:
-        start_local_server_early()
     return launch("reprocess", options, dry_run=args.dry_run)

@@ -62,12 +62,7 @@ def register(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from void_batch.commands._prefect import start_local_server_early
-
-    options = options_from(args)
-    if not args.dry_run:
-        start_local_server_early()
-    return launch("nightly_batch", options, dry_run=args.dry_run)
+    return launch("nightly_batch", options_from(args), dry_run=args.dry_run)
 
 
 def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
@@ -77,7 +72,7 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
 
     from manifests.loader import load_manifest, select
 
-    for mod in options.plugins:
+    for mod in options.plugins:  # before validation: they register engines rows may name
         importlib.import_module(mod)
     m = load_manifest(options.manifest,
                       output_roots=[options.output_root, *options.output_roots])
@@ -85,8 +80,10 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
         from flows.plan import print_plan
 
         return print_plan(m, options)
+    from void_batch.commands._prefect import run_flow, start_local_server_early
+
+    start_local_server_early()  # its boot overlaps the imports below
     picked, invalid = select(m, options.shots, options.tags)
-    from void_batch.commands._prefect import run_flow
 
     flow = importlib.import_module(f"flows.{flow_name}")
     return run_flow(getattr(flow, flow_name), len(picked) + len(invalid), options)
