@@ -74,3 +74,19 @@ class IdentityTestEngine(Engine):
     def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
         self._note("pass2")
         return pass1.copy()
+
+
+@register_engine("test-fails")
+class FailingTestEngine(Engine):
+    """Pass 1 raises `message` (a multi-line text, as a remote service's error might be, with
+    colour codes and the request's credentials echoed): the report must show one clean line."""
+
+    name = "test-fails"
+    frame_rules = FrameRules()
+    model_size = (32, 48)
+
+    def __init__(self, message: str = "failed"):
+        self.message = message
+
+    def pass1(self, clip, quadmask, prompt, params, progress=None):
+        raise RuntimeError(self.message)
