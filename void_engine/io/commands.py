@@ -167,8 +167,8 @@ def encode_command(out: str, codec: str, *, pix_fmt: str, size: tuple[int, int],
         stream, audio_options = _audio(audio, container)
         streams.append(stream)
         options |= audio_options
-    if timing.variable:  # keep every frame's timestamp, in the input's time base
-        options |= {"fps_mode": "passthrough", "enc_time_base": "-1"}
+    if timing.variable:  # keep every frame's timestamp, in the plate's own time base
+        options |= {"fps_mode": "passthrough", "enc_time_base": _rational(timing.time_base)}
     else:
         options["r"] = _rational(timing.fps)
     cmd = ffmpeg.output(*streams, out, format=container, **options)
