@@ -44,9 +44,19 @@ def describe_os_error(exc: OSError) -> str:
     return f"{known} ({reason})" if known else reason
 
 
+def describe_tool_message(text: str) -> str:
+    """A tool's error line (ffmpeg's) with the cause named first when it is a refused write:
+    'disk full: av_interleaved_write_frame(): No space left on device'."""
+    for code, known in _WRITE_ERRORS.items():
+        if os.strerror(code) in text:
+            return f"{known}: {text}"
+    return text
+
+
 def is_write_error(exc: BaseException) -> bool:
-    """An OSError that says the target filesystem refused the write."""
-    return isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS
+    """An OSError that says the target filesystem refused the write (a short write without
+    an errno, as some libraries report a full disk, counts too)."""
+    return isinstance(exc, OSError) and (exc.errno in _WRITE_ERRORS or exc.errno is None)
 
 
 class AtomicPath:
@@ -175,8 +185,17 @@ def write_json(uri: str | os.PathLike, payload, *, what: str = "output", **dump)
 
 def save_npy(uri: str | os.PathLike, array: np.ndarray, *, what: str = "array") -> str:
     with atomic_open(uri, "wb", what=what) as f:
-        np.save(f, array)
+        np.save(_PlainStream(f), array)
     return str(uri)
+
+
+class _PlainStream:
+    """A writable numpy does not take for a real file, so np.save goes through write(), whose
+    OSError carries the errno (ENOSPC, EFBIG), rather than ndarray.tofile(), which reports a
+    full disk as a bare short write."""
+
+    def __init__(self, f: IO):
+        self.write = f.write
 
 
 def copy_file(src: str | os.PathLike, uri: str | os.PathLike, *, what: str = "output") -> str:

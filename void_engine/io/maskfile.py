@@ -21,7 +21,7 @@ import numpy as np
 
 from void_engine import quadmask as qm
 from void_engine.errors import InputError, OutputError
-from void_engine.io.atomic import AtomicPath
+from void_engine.io.atomic import AtomicPath, describe_tool_message
 from void_engine.io.codecs import MASK_CODEC_BY_EXT
 from void_engine.io.commands import grey_conversion_command, stream_copy_command
 from void_engine.io.probe import PlateInfo, probe
@@ -231,7 +231,7 @@ def copy_matte(src: str, dst: str, *, frames: int) -> str:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
-            raise OutputError(f"cannot write matte {dst}: {last.strip()}")
+            raise OutputError(f"cannot write matte {dst}: {describe_tool_message(last.strip())}")
         if progress_frames(progress) != frames:
             raise OutputError(f"cannot write matte {dst}: stream copy lost frames")
     return dst

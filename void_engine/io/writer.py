@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -12,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from void_engine.errors import InputError, OutputError
-from void_engine.io.atomic import AtomicPath, describe_os_error
+from void_engine.io.atomic import AtomicPath, describe_os_error, describe_tool_message
 from void_engine.io.codecs import VIDEO_CODECS, encoder_options
 from void_engine.io.commands import AudioSource, PlateOverlay, Timing, encode_command
 from void_engine.io.video import PIX_FMTS, progress_frames, widen_pipe
@@ -126,8 +127,8 @@ class VideoWriter:
         self._err.seek(0)
         lines = self._err.read().decode(errors="replace").strip().splitlines()
         self._cleanup()
-        said = lines[-1].strip() if lines else (
-            describe_os_error(exc) if isinstance(exc, OSError) else "no ffmpeg message")
+        said = (describe_tool_message(lines[-1].strip()) if lines else
+                _silent_exit(self.proc.returncode, exc))
         raise OutputError(f"cannot write {self.path}: {why} ({said})")
 
     def close(self) -> str:
@@ -138,7 +139,7 @@ class VideoWriter:
         except OSError:
             pass  # a closed pipe: the exit status below says why
         if self.proc.wait() != 0:
-            self._fail(f"ffmpeg exit {self.proc.returncode}")
+            self._fail("encoder failed")
         if self.overlay:  # the plate may have run out before the patches did
             got = progress_frames(self._progress)
             if got != self.frames:
@@ -159,6 +160,17 @@ class VideoWriter:
 
     def _cleanup(self) -> None:
         self._resources.close()
+
+
+def _silent_exit(returncode: int, exc: BaseException | None) -> str:
+    """Why ffmpeg stopped without a word: a signal (a file size limit kills with SIGXFSZ),
+    or what the pipe said."""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        if -returncode == getattr(signal, "SIGXFSZ", -1):
+            return f"file too large for the process's file size limit ({name})"
+        return f"ffmpeg killed by {name}"
+    return describe_os_error(exc) if isinstance(exc, OSError) else "no ffmpeg message"
 
 
 @contextlib.contextmanager
