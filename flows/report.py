@@ -7,12 +7,11 @@ Every command that writes a report merges its rows into the current one (a rerun
 replaces its old row; the others stay). A row keeps, per stage, this run's wall seconds
 (`seconds_<stage>`: a lookup for a cache hit) and the compute seconds of the run that produced
 the stage's result (`compute_<stage>`), so a cached re-run does not erase the real figures.
-Reports are written through fsspec (local folders and object stores alike), to a temporary
-name, then moved into place.
+Reports are written through fsspec (local folders and object stores alike) by
+void_engine.io.atomic: a temporary name, then moved into place, removed on any error.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from tasks.graph import stage_names
 from void_engine.errors import InputError
+from void_engine.io.atomic import write_bytes
 
 REPORT, HTML, RUNS = "report.parquet", "report.html", "runs"
 _BASE = [
@@ -133,10 +133,12 @@ def write(df: pd.DataFrame, output_root: str, run_id: str | None = None) -> dict
         current = by_row(df)
     written = {}
     if run_id:
-        written["run_report"] = _atomic_write(f"{root}/{RUNS}/{run_id}/{REPORT}", _parquet(df))
+        written["run_report"] = write_bytes(f"{root}/{RUNS}/{run_id}/{REPORT}", _parquet(df),
+                                            what="report")
     table = _table(current)
-    written["report"] = _atomic_write(f"{root}/{REPORT}", _parquet(table))
-    written["html"] = _atomic_write(f"{root}/{HTML}", render_html(table.to_pylist()).encode())
+    written["report"] = write_bytes(f"{root}/{REPORT}", _parquet(table), what="report")
+    written["html"] = write_bytes(f"{root}/{HTML}", render_html(table.to_pylist()).encode(),
+                                  what="report")
     return written
 
 
@@ -144,24 +146,6 @@ def _parquet(data: pd.DataFrame | pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(data if isinstance(data, pa.Table) else _table(data), sink)
     return sink.getvalue().to_pybytes()
-
-
-def _atomic_write(uri: str, data: bytes) -> str:
-    """Write to a hidden temporary name beside `uri`, then move it into place; the temporary
-    file is removed on every error (a full disk leaves nothing half-written behind)."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    folder, name = path.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
-    try:
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-        fs.mv(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError, OSError):
-            fs.rm(tmp)
-        raise
-    return uri if "://" in uri else path
 
 
 def write_fallback(df: pd.DataFrame, run_id: str) -> str:

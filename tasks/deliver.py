@@ -5,25 +5,21 @@ has one), never hard links into the cache: editing a delivered file in place mus
 the cache entry, other deliveries or later runs. The copy reads the entry once and checks it
 against the entry's digests on the way; a mismatch means the entry was corrupted in the
 store, so nothing is delivered, the entry is taken out of the store and CorruptEntry tells
-the flow to recompute it. Files land under a temporary name, then are renamed.
+the flow to recompute it. Files land under a temporary name, then are renamed (local) or
+uploaded and moved (object stores).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import posixpath
-import shutil
-import threading
 from pathlib import Path
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from manifests.schema import ShotRow
 from tasks.cache import CacheStore, CorruptEntry, Entry
 from tasks.options import RunOptions
 from void_engine.errors import InputError
+from void_engine.io.atomic import atomic_path
 
 _CHUNK = 8 << 20
 
@@ -61,40 +57,34 @@ def deliver(shot: ShotRow, options: RunOptions, store: CacheStore, entry: Entry)
 
 
 def _deliver(store: CacheStore, entry: Entry, src: Path, folder: Path, dest: str) -> str:
-    """One deliverable (a file, or an image-sequence folder) into `dest`/."""
-    fs, root = fsspec.core.url_to_fs(dest)
+    """One deliverable (a file, or an image-sequence folder) into `dest`/, through a temporary
+    name (void_engine.io.atomic), checked against the entry's digests on the way."""
+    target = f"{dest.rstrip('/')}/{src.name}"
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
-    local = isinstance(fs, LocalFileSystem)
-    target = f"{root.rstrip('/')}/{src.name}"
-    tmp = f"{root.rstrip('/')}/.{src.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
+    with atomic_path(target, what="deliverable", folder=not src.is_file()) as tmp:
         for f in files:
             rel = f.relative_to(folder).as_posix()
-            out = tmp if f == src else f"{tmp}/{f.relative_to(src).as_posix()}"
-            digest = _copy(f, fs, out)
-            if digest != entry.digests.get(rel):
+            out = tmp if f == src else os.path.join(tmp, f.relative_to(src).as_posix())
+            if _copy(f, out) != entry.digests.get(rel):
                 store.quarantine(entry)
                 raise CorruptEntry(entry, rel)
-        _replace(fs, tmp, target, is_dir=not src.is_file(), local=local)
-    finally:
-        with contextlib.suppress(FileNotFoundError, OSError):
-            fs.rm(tmp, recursive=True)
-    return target if local else f"{dest.rstrip('/')}/{src.name}"
+    return target
 
 
-def _copy(src: Path, fs, out: str) -> str:
-    """Copy src to `out` on fs, returning the sha256 of the bytes read (one pass)."""
+def _copy(src: Path, out: str) -> str:
+    """Copy src to the local path `out` (a copy-on-write clone where the file system has
+    one), returning the sha256 of the source's bytes, read once."""
     h = hashlib.sha256()
-    fs.makedirs(posixpath.dirname(out), exist_ok=True)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(src, "rb") as fin:
-        if isinstance(fs, LocalFileSystem) and _clone(fin, out):
+        if _clone(fin, out):
             for chunk in iter(lambda: fin.read(_CHUNK), b""):
                 h.update(chunk)
-            return "sha256:" + h.hexdigest()
-        with fs.open(out, "wb") as fout:
-            for chunk in iter(lambda: fin.read(_CHUNK), b""):
-                h.update(chunk)
-                fout.write(chunk)
+        else:
+            with open(out, "wb") as fout:
+                for chunk in iter(lambda: fin.read(_CHUNK), b""):
+                    h.update(chunk)
+                    fout.write(chunk)
     return "sha256:" + h.hexdigest()
 
 
@@ -107,24 +97,7 @@ def _clone(fin, out: str) -> bool:
             fcntl.ioctl(fout.fileno(), 0x40049409, fin.fileno())  # FICLONE
         return True
     except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(out)
         return False
-
-
-def _replace(fs, tmp: str, target: str, *, is_dir: bool, local: bool) -> None:
-    if not local:
-        if fs.exists(target):
-            fs.rm(target, recursive=True)
-        fs.mv(tmp, target, recursive=is_dir)
-        return
-    if is_dir and os.path.isdir(target):  # a folder cannot be replaced atomically: swap
-        trash = f"{target}.old.{os.getpid()}"
-        os.replace(target, trash)
-        os.replace(tmp, target)
-        shutil.rmtree(trash, ignore_errors=True)
-        return
-    os.replace(tmp, target)
 
 
 def _join(root: str, name: str) -> str:

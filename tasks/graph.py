@@ -146,7 +146,7 @@ def _decode(ctx: StageContext, out: Path) -> dict:
                     frame_range=ctx.frame_range(), model_size=ctx.facts.model_size,
                     frame_rules=ctx.facts.frame_rules, fps=ctx.shot.fps)
     return {"frames": d.mapping.num_frames, "plate_size": list(d.mapping.plate_size),
-            "display_note": getattr(d, "display_note", "")}
+            "display_note": d.display_note}
 
 
 # --- pass 1 / gate / pass 2 (the engine) ---------------------------------------------------------
@@ -232,7 +232,8 @@ def _encode(ctx: StageContext, out: Path) -> dict:
 
     result = _result_stage(ctx)
     e = encode_shot(ctx.decoded(), ctx.input(result, f"{result}.npy"), out,
-                    codec=ctx.shot.codec, review=ctx.options.review)
+                    codec=ctx.shot.codec, review=ctx.options.review,
+                    shot_id=ctx.shot.shot_id, engine=ctx.engine_name)
     e.to_json(out / EncodedShot.JSON)
     return {"from": result, "frames": e.frames}
 
