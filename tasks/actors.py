@@ -54,8 +54,10 @@ class ResidentActor:
         from tasks.graph import stage
         from tasks.runner import execute
 
+        _raise_if_cancelled()  # a call cancelled while it waited in this actor's queue
         self.calls += 1
-        ctx = StageContext(shot, options, up, resident=self.model)
+        ctx = StageContext(shot, options, up, resident=self.model,
+                           progress=lambda done, total: _raise_if_cancelled())
         out = execute(stage(stage_name), ctx, flow_run_id)
         if self.calls == 1:  # this call waited for the model to load
             out.load_seconds = self.load_seconds
@@ -70,6 +72,17 @@ class ResidentActor:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "calls": self.calls,
                 "load_seconds": round(self.load_seconds, 3),
                 "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
+
+
+class StageCancelled(Exception):
+    """The stage's call was cancelled (a stop request) while it ran."""
+
+
+def _raise_if_cancelled() -> None:
+    """Ray cannot interrupt a running method of a (stateful) actor; it sets a flag that the
+    method checks. Stages report progress every step, so a cancelled call ends within one."""
+    if ray.get_runtime_context().is_canceled():
+        raise StageCancelled("cancelled by a stop request")
 
 
 RemoteResidentActor = ray.remote(ResidentActor)

@@ -35,6 +35,7 @@ class StageContext:
     options: RunOptions  # resolved (RunOptions.resolved)
     up: dict[str, Outcome] = field(default_factory=dict)
     resident: Any = None  # inside an actor: the engine or mask models it holds
+    progress: Any = None  # (done, total) -> None, called by long stages every step
 
     # ---- where things are ---------------------------------------------------------------------
     @property

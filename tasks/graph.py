@@ -161,7 +161,8 @@ def _removal_key(*extra: str) -> Callable[[StageContext], KeyParts]:
 def _pass1(ctx: StageContext, out: Path) -> dict:
     from void_engine.stages import run_pass1
 
-    run_pass1(ctx.decoded(), ctx.engine, ctx.prompt, ctx.removal_params(), out / "pass1.npy")
+    run_pass1(ctx.decoded(), ctx.engine, ctx.prompt, ctx.removal_params(), out / "pass1.npy",
+              progress=ctx.progress)
     return {"engine": ctx.engine_name}
 
 
@@ -209,7 +210,7 @@ def _pass2(ctx: StageContext, out: Path) -> dict:
     from void_engine.stages import run_pass2
 
     run_pass2(ctx.decoded(), ctx.input("pass1", "pass1.npy"), ctx.engine, ctx.prompt,
-              ctx.removal_params(), out / "pass2.npy")
+              ctx.removal_params(), out / "pass2.npy", progress=ctx.progress)
     return {"engine": ctx.engine_name}
 
 

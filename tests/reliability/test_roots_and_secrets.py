@@ -3,6 +3,7 @@ can only fail late fail at validation, and credentials never reach a stored or s
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -84,6 +85,6 @@ def test_a_failing_shot_reports_one_clean_line_without_credentials(
     assert "upstream said 403" in r["error"], r["error"]
     for root, _, files in os.walk(tmp_path / "cache"):
         for f in files:
-            assert SECRET not in open(os.path.join(root, f), "rb").read().decode("latin-1")
+            assert SECRET.encode() not in (Path(root) / f).read_bytes()
     html = (tmp_path / "out" / "report.html").read_text()
     assert SECRET not in html

@@ -25,15 +25,18 @@ class TwoPassTestEngine(Engine):
     def __init__(self, log: str | None = None, delay: float = 0.0):
         self.log, self.delay = log, float(delay)
 
-    def _note(self, what: str) -> None:
+    def _note(self, what: str, progress=None) -> None:
         if self.log:
             with open(self.log, "a") as f:
                 f.write(f"{what} {os.getpid()}\n")
-        if self.delay:
-            time.sleep(self.delay)
+        steps = int(self.delay * 10)  # "denoising steps" of 0.1 s, each reported
+        for i in range(steps):
+            time.sleep(0.1)
+            if progress:
+                progress(i + 1, steps)
 
     def pass1(self, clip, quadmask, prompt, params, progress=None):
-        self._note("pass1")
+        self._note("pass1", progress)
         out = clip.copy()
         for t in range(len(clip)):
             keep = quadmask[t] == KEEP
@@ -42,7 +45,7 @@ class TwoPassTestEngine(Engine):
         return out
 
     def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
-        self._note("pass2")
+        self._note("pass2", progress)
         shift = int(params.pass2_steps or 1)
         out = pass1.astype(np.int16)
         out[quadmask != KEEP] += shift
