@@ -64,7 +64,7 @@ def resolve_uri(uri: str, base: str) -> str:
 def manifest_folder(uri: str) -> str:
     if is_remote(uri):
         return uri.rsplit("/", 1)[0]
-    return str(Path(uri.removeprefix("file://")).resolve().parent)
+    return os.path.dirname(os.path.abspath(uri.removeprefix("file://")))
 
 
 def read_table(uri: str) -> pa.Table:
@@ -220,8 +220,9 @@ def rows_from_folder(folder: str | os.PathLike, relative_to: str | os.PathLike |
     """One row per sub-folder laid out like ../shared/samples: input_video.mp4, a quadmask
     (quadmask_0.mp4 or trimask_quadmask.mp4) and prompt.json {"bg": ...}. Paths are written
     relative to `relative_to` (the manifest's folder) so the manifest travels with the data."""
-    folder = Path(folder).resolve()
-    rel_base = Path(relative_to).resolve() if relative_to else None
+    # abspath, not resolve(): a symlinked show mount stays the path the user gave
+    folder = Path(os.path.abspath(folder))
+    rel_base = Path(os.path.abspath(relative_to)) if relative_to else None
     rows = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
         plate = next((d / n for n in PLATE_NAMES if (d / n).is_file()), None)

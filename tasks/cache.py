@@ -105,7 +105,7 @@ def _canonical(obj: Any) -> Any:
 def stage_key(stage: str, version: str, *, inputs: Mapping[str, str | None],
               params: Mapping[str, Any], weights: str | None = None) -> str:
     """`<stage>-<32 hex>`: the stage name is part of the key *and* of the hashed payload, so two
-    stages with equal inputs never share an entry (notes P2)."""
+    stages with equal inputs never share an entry (docs/orchestration.md)."""
     payload = {"stage": stage, "version": version, "inputs": inputs, "params": params,
                "weights": weights}
     blob = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"))

@@ -19,6 +19,10 @@ def register(sub) -> None:
     check = msub.add_parser("check", help="validate a manifest; prints every row-level error")
     check.add_argument("manifest")
     check.add_argument("--no-files", action="store_true", help="skip the file-exists checks")
+    check.add_argument("--deep", action="store_true",
+                       help="also open every plate and quadmask: sizes, frame counts and "
+                            "ranges, interlacing, quadmask values on a few frames (what the "
+                            "run's decode would refuse)")
     check.add_argument("--output-root", action="append", default=[], metavar="DIR",
                        help="a root rows' absolute output_uri may point into (as `run "
                             "--out`/`--output-root` will allow), repeatable")
@@ -46,6 +50,12 @@ def check_main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     m = load_manifest(args.manifest, check_files=not args.no_files,
                       output_roots=args.output_root)
+    if args.deep:
+        deep = _deep_errors(m)
+        bad_rows = {e.row for e in deep}
+        m.shots = [s for s, r in zip(m.shots, m.rows, strict=True) if r not in bad_rows]
+        m.rows = [r for r in m.rows if r not in bad_rows]
+        m.errors = sorted(m.errors + deep, key=lambda e: e.row)
     for e in m.errors:
         print(e)
     bad = len({e.row for e in m.errors})
@@ -57,3 +67,19 @@ def check_main(args: argparse.Namespace) -> int:
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _deep_errors(m) -> list:
+    """Open each good row's plate and quadmask the way the run's decode stage will."""
+    from tqdm import tqdm
+
+    from manifests.loader import RowError
+    from void_engine.preflight import check_shot_inputs
+
+    errors = []
+    for shot, row in tqdm(list(zip(m.shots, m.rows, strict=True)), desc="deep check",
+                          unit="shot", file=sys.stderr):
+        for problem in check_shot_inputs(shot.plate_uri, shot.quadmask_uri,
+                                         frame_range=shot.frame_range, fps=shot.fps):
+            errors.append(RowError(row, shot.shot_id, problem))
+    return errors
