@@ -15,7 +15,6 @@ import logging
 import os
 import tempfile
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +22,7 @@ import numpy as np
 
 from void_engine.errors import InputError, ModelLoadError
 from void_engine.masks import maskio
+from void_engine.masks.prompts import ObjectPrompts, parse_prompts
 from void_engine.stages import resolve_range
 
 log = logging.getLogger(__name__)
@@ -118,81 +118,6 @@ def _fp32_memory_on_cpu(predictor) -> None:
         return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
     predictor.memory_attention.register_forward_pre_hook(to_fp32, with_kwargs=True)
-
-
-@dataclass
-class ObjectPrompts:
-    """Prompts of one object on one frame, in plate pixels."""
-
-    points: list[tuple[float, float]]
-    labels: list[int]
-    box: tuple[float, float, float, float] | None = None
-
-
-def parse_prompts(prompts_json: dict, *, width: int, height: int, num_frames: int,  # noqa: C901
-                  shot_id: str | None = None) -> dict[tuple[int, int], ObjectPrompts]:
-    """Validate the manifest's prompts; returns {(frame, obj): ObjectPrompts}."""
-    def bad(msg: str) -> InputError:
-        return InputError(f"prompts: {msg}", shot=shot_id)
-
-    if not isinstance(prompts_json, dict):
-        raise bad("expected an object with 'clicks' and/or 'boxes'")
-    unknown = set(prompts_json) - {"clicks", "boxes"}
-    if unknown:
-        raise bad(f"unknown key(s) {sorted(unknown)} (use clicks, boxes)")
-    out: dict[tuple[int, int], ObjectPrompts] = {}
-
-    def frame_of(item: dict, where: str) -> int:
-        f = item.get("frame", 0)
-        if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f < num_frames:
-            raise bad(f"{where} frame {f!r} outside 0..{num_frames - 1}")
-        return f
-
-    def obj_of(item: dict, where: str) -> int:
-        o = item.get("obj", 1)
-        if not isinstance(o, int) or isinstance(o, bool) or o < 0:
-            raise bad(f"{where} obj {o!r} is not a non-negative integer")
-        return o
-
-    for i, c in enumerate(prompts_json.get("clicks") or []):
-        where = f"click {i}"
-        if not isinstance(c, dict) or set(c) - {"frame", "x", "y", "label", "obj"}:
-            raise bad(f"{where} must be {{frame, x, y, label, obj}}, got {c!r}"[:160])
-        x, y, label = c.get("x"), c.get("y"), c.get("label", 1)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
-            raise bad(f"{where} needs numeric x and y")
-        if not (0 <= x < width and 0 <= y < height):
-            raise bad(f"{where} at ({x}, {y}) is outside the {width}x{height} plate")
-        if label not in (0, 1) or isinstance(label, bool):
-            raise bad(f"{where} label {label!r} must be 1 (object) or 0 (not object)")
-        p = out.setdefault((frame_of(c, where), obj_of(c, where)), ObjectPrompts([], []))
-        p.points.append((float(x), float(y)))
-        p.labels.append(int(label))
-    for i, b in enumerate(prompts_json.get("boxes") or []):
-        where = f"box {i}"
-        if not isinstance(b, dict) or set(b) - {"frame", "box", "obj"}:
-            raise bad(f"{where} must be {{frame, box, obj}}, got {b!r}"[:160])
-        box = b.get("box")
-        if (not isinstance(box, (list, tuple)) or len(box) != 4
-                or not all(isinstance(v, (int, float)) for v in box)):
-            raise bad(f"{where} needs box [x0, y0, x1, y1]")
-        x0, y0, x1, y1 = map(float, box)
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise bad(f"{where} {list(box)} is empty or outside the {width}x{height} plate")
-        p = out.setdefault((frame_of(b, where), obj_of(b, where)), ObjectPrompts([], []))
-        if p.box is not None:
-            raise bad(f"{where}: two boxes for obj {obj_of(b, where)} on frame "
-                      f"{frame_of(b, where)}; give each object its own obj id")
-        p.box = (x0, y0, x1, y1)
-    if not out:
-        raise bad("no clicks or boxes given")
-    positive: dict[int, bool] = defaultdict(bool)
-    for (_, obj), p in out.items():
-        positive[obj] |= p.box is not None or 1 in p.labels
-    missing = sorted(o for o, ok in positive.items() if not ok)
-    if missing:
-        raise bad(f"obj {missing} has only negative clicks (add a positive click or a box)")
-    return out
 
 
 @dataclass
