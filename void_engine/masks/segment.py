@@ -59,50 +59,45 @@ class Sam2Config:
 
 
 RANDOM_WEIGHTS_SEED = 0
-_PREDICTORS: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()  # hydra's global state is not thread-safe
 
 
 def load_predictor(config: Sam2Config):
-    """The SAM2 video predictor for `config`, built once per process (workers reuse it)."""
+    """Build the SAM2 video predictor for `config`. Callers keep it (masks.models.MaskModels
+    loads it once per process or actor and serves every shot with it)."""
     import torch
 
     device = config.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (config.checkpoint, config.model_config, config.image_size, device)
-    with _LOCK:
-        if key in _PREDICTORS:
-            return _PREDICTORS[key]
-        if config.checkpoint is None and not config.allow_random_weights:
-            raise ModelLoadError("no SAM2 checkpoint: set VOID_SAM2_CHECKPOINT or pass "
-                                 "--sam2-checkpoint (a SAM 2.1 .pt file)")
-        if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
-            raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
-        from sam2.build_sam import build_sam2_video_predictor
+    if config.checkpoint is None and not config.allow_random_weights:
+        raise ModelLoadError("no SAM2 checkpoint: set VOID_SAM2_CHECKPOINT or pass "
+                             "--sam2-checkpoint (a SAM 2.1 .pt file)")
+    if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
+        raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
+    from sam2.build_sam import build_sam2_video_predictor
 
-        overrides = [f"++model.image_size={config.image_size}"] if config.image_size else []
-        if config.random_weights:
-            log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
-        try:
-            # random weights are seeded so test runs are reproducible (without touching the
-            # caller's RNG state)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_WEIGHTS_SEED)
-                predictor = build_sam2_video_predictor(
-                    config.model_config, ckpt_path=config.checkpoint, device=device,
-                    hydra_overrides_extra=overrides)
-        except (RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
-                                 f"{config.model_config}: {exc}") from exc
-        except Exception as exc:  # hydra: unknown config name
-            if type(exc).__name__ in ("MissingConfigException", "ConfigCompositionException"):
-                raise ModelLoadError(f"unknown SAM2 config {config.model_config!r}") from exc
-            raise
-        if device == "cpu":
-            _fp32_memory_on_cpu(predictor)
-        _PREDICTORS[key] = predictor
-        return predictor
+    overrides = [f"++model.image_size={config.image_size}"] if config.image_size else []
+    if config.random_weights:
+        log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
+    try:
+        # random weights are seeded so test runs are reproducible (without touching the
+        # caller's RNG state)
+        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            predictor = build_sam2_video_predictor(
+                config.model_config, ckpt_path=config.checkpoint, device=device,
+                hydra_overrides_extra=overrides)
+    except (RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
+                             f"{config.model_config}: {exc}") from exc
+    except Exception as exc:  # hydra: unknown config name
+        if type(exc).__name__ in ("MissingConfigException", "ConfigCompositionException"):
+            raise ModelLoadError(f"unknown SAM2 config {config.model_config!r}") from exc
+        raise
+    if device == "cpu":
+        _fp32_memory_on_cpu(predictor)
+    return predictor
 
 
 def _fp32_memory_on_cpu(predictor) -> None:
@@ -127,10 +122,11 @@ class Sam2Run:
 
 
 def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPrompts], *,
-             scale: tuple[float, float], progress=None) -> Sam2Run:
+             scale: tuple[float, float], progress=None, sink=None) -> Sam2Run:
     """Prompt `predictor` on a folder of JPEG frames (00000.jpg ...) and propagate both ways.
 
-    scale = (sx, sy) from plate pixels to the JPEG frames' pixels."""
+    scale = (sx, sy) from plate pixels to the JPEG frames' pixels. sink(frame, obj_ids,
+    logits (K, h, w)) sees every object's logits (the start frame twice: once per direction)."""
     import torch
 
     sx, sy = scale
@@ -153,9 +149,12 @@ def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPr
         # forward from the earliest prompt, then backward from it (frames before the first
         # prompt; the reference pipeline never produced these)
         for reverse in (False, True):
-            for idx, _obj_ids, masks in predictor.propagate_in_video(
+            for idx, obj_ids, masks in predictor.propagate_in_video(
                     state, start_frame_idx=start, reverse=reverse):
-                m = masks.float().amax(dim=0)[0].cpu().numpy()
+                per_object = masks.float()[:, 0].cpu().numpy()
+                if sink is not None:
+                    sink(idx, list(obj_ids), per_object)
+                m = per_object.max(axis=0)
                 logits[idx] = m if idx not in logits else np.maximum(logits[idx], m)
                 tracked.append(idx)
                 if progress:
@@ -176,8 +175,20 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
     """Segment the primary object(s) of a shot; write the black mask to out_uri; return it.
 
     prompts_json frames are plate frame indices; frame_range=(first, last) is inclusive and
-    limits segmentation (frames outside it are background)."""
-    config = config or Sam2Config.from_env()
+    limits segmentation (frames outside it are background). The predictor is loaded once per
+    process and config (masks.models.shared_models); resident workers hold a MaskModels."""
+    from void_engine.masks.models import shared_models
+
+    return shared_models(sam2=config or Sam2Config.from_env()).segment_shot(
+        plate_uri, prompts_json, out_uri, shot_id=shot_id, frame_range=frame_range,
+        progress=progress)
+
+
+def segment_with(get_predictor, config: Sam2Config, plate_uri: str, prompts_json: dict,
+                 out_uri: str, *, shot_id: str, frame_range: tuple[int, int] | None = None,
+                 progress=None) -> str:
+    """segment_shot with the predictor from get_predictor() (called only once the inputs
+    are known to be good)."""
     try:
         with maskio.opened(plate_uri, "plate") as info:
             first, count = resolve_range(frame_range, info.frames)
@@ -190,7 +201,7 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
                                  f"{first}..{last}")
             local = {(f - first, o): p for (f, o), p in prompts.items()}
             h, w = work_size(info.width, info.height, config.work_long_side)
-            predictor = load_predictor(config)
+            predictor = get_predictor()
             with tempfile.TemporaryDirectory(prefix="void-sam2-") as tmp:
                 for i, frame in enumerate(maskio.vio.read_frames(
                         info, first=first, count=last - first + 1, size=(h, w), uint8=True)):
