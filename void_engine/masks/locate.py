@@ -103,7 +103,6 @@ def ground(detector, frames: np.ndarray, obj: np.ndarray, targets: list[Target],
     check = sorted(set(sample_indices(n, detect_frames)) | {min(t.start, n - 1) for t in wanted})
     nouns = clean_nouns([t.noun for t in wanted])
     short = min(h, w)
-    found: list[str] = []
     for f in check:
         detections = detector.detect(frames[f], nouns)
         for t in wanted:
@@ -119,9 +118,7 @@ def ground(detector, frames: np.ndarray, obj: np.ndarray, targets: list[Target],
             _prompt(t, f).box = best.box  # a detector box is tighter than a VLM guess
             t.detections.append({"frame": f, "score": round(best.score, 4),
                                  "box": [round(v, 1) for v in best.box]})
-            if t.noun not in found:
-                found.append(t.noun)
-    return found
+    return [t.noun for t in wanted if t.detections]
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -135,7 +136,11 @@ def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPr
     # on CUDA run under bf16 autocast as upstream does (its memory bank is stored in bf16);
     # on CPU stay in fp32 (bf16 matmuls are ~20x slower there), see _fp32_memory_on_cpu
     cuda = predictor.device.type == "cuda"
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
+            warnings.catch_warnings():
+        # pip builds of sam2 lack its CUDA extension `_C`, used only to fill small holes in
+        # the masks; it warns on every frame otherwise
+        warnings.filterwarnings("ignore", message="cannot import name '_C'")
         state = predictor.init_state(video_path=frames_dir, offload_video_to_cpu=True)
         total = state["num_frames"]
         for (frame, obj), p in sorted(prompts.items()):

@@ -102,7 +102,7 @@ def grounded(push, grid, owl, vlm_server, tmp_path_factory):
 def test_grounded_path_and_the_names_as_text_queries(grounded):
     r = grounded["result"]
     assert (r.path, r.degraded) == ("grounded", False)
-    assert "grounded: blue box" in r.reason
+    assert r.reason == "VLM scripted-qwen-vl answered; grounded: blue box, red cap"
     detector = next(m for kind, m in grounded["loads"] if kind == "grounding")
     frames_checked = len(detector.processor.texts)
     assert frames_checked >= 3
