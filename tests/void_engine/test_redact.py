@@ -53,3 +53,10 @@ def test_nested_data_and_none():
     data = {"error": "Bearer abcdefgh1234", "n": 3, "list": ["https://u:p@h/x", 1.5]}
     assert redact_data(data) == {"error": f"Bearer {MASK}", "n": 3,
                                  "list": [f"https://{MASK}@h/x", 1.5]}
+
+
+def test_vlm_config_reports_its_url_without_user_info():
+    from void_engine.masks.vlm.client import VlmConfig
+
+    public = VlmConfig(base_url="https://bob:pw123456@vlm.example/v1").public()
+    assert public["base_url"] == f"https://{MASK}@vlm.example/v1"

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from void_engine.masks.vlm.errors import REASKABLE, VlmError
 from void_engine.masks.vlm.prompt import PROMPT_VERSION, VlmRequest
 from void_engine.masks.vlm.schema import VlmAnswer, parse_answer
+from void_engine.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class VlmConfig:
 
     def public(self) -> dict:
         """The config as reportable data (no secrets: only the env variable's name)."""
-        return {"backend": self.backend, "model": self.model, "base_url": self.base_url,
+        return {"backend": self.backend, "model": self.model, "base_url": redact(self.base_url),
                 "api_key_env": self.api_key_env, "timeout_s": self.timeout_s,
                 "max_retries": self.max_retries, "response_format": self.response_format,
                 "frames": self.frames, "max_side": self.max_side, "min_grid": self.min_grid}
