@@ -182,8 +182,10 @@ def masks(args: argparse.Namespace):
                                    instruction=args.instruction, grey_mask_uri=args.grey_mask,
                                    vlm=_vlm_config(args), frame_range=frame_range)
     if args.report:
-        Path(args.report).write_text(json.dumps({
+        from void_engine.io.atomic import write_json
+
+        write_json(args.report, {
             "shot_id": shot_id, "quadmask": result.quadmask_uri, "black_mask": black,
             **result.summary(), "scene_description": result.scene_description,
-            "details": result.details}, indent=2, default=str))
+            "details": result.details}, what="--report", default=str)
     return result, black

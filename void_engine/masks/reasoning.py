@@ -22,7 +22,6 @@ frame count (frames outside frame_range carry the black mask only).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
@@ -34,6 +33,7 @@ import numpy as np
 from void_engine import io as vio
 from void_engine import quadmask
 from void_engine.errors import InputError, ModelLoadError
+from void_engine.io.atomic import write_json
 from void_engine.io.uri import local_path
 from void_engine.masks import maskio
 from void_engine.masks.fallback import FallbackParams, fallback_cells
@@ -253,15 +253,7 @@ def write_prompt(out_uri: str, scene: str, details: dict) -> str | None:
     if vio.is_local(uri) and os.path.exists(local_path(uri)):
         details["prompt"] = f"kept the existing {PROMPT_FILE}"
         return None
-    with vio.local_output(uri) as local:
-        tmp = f"{local}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w") as f:
-                json.dump({"bg": scene}, f, ensure_ascii=False)
-            os.replace(tmp, local)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    write_json(uri, {"bg": scene}, what=PROMPT_FILE, ensure_ascii=False)
     return uri
 
 
