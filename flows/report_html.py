@@ -28,8 +28,9 @@ from tasks.graph import stage_names
 from void_engine.io.uri import is_local, local_path
 
 TEMPLATE = "report.html.j2"
-THUMB_WIDTH = 240  # CSS pixels on the page
-_THUMB_ENCODED = 360  # pixels in the JPEG: sharp enough at 1.5x, ~15-30 KB a shot
+# Thumbnails fit this box (width, height), encoded at the size they are shown: a 16:9 plate's
+# contact sheet (4 slated rows of plate | mask overlay | result) becomes ~265x240, ~20 KB.
+THUMB_BOX = (320, 240)
 _LINK_SCHEMES = ("http", "https", "file", "s3", "gs", "gcs", "az", "abfs", "abfss")
 _STATUS_ORDER = ("ok", "failed", "cancelled")  # then any other status, alphabetically
 _MEDIA = (("result", "result_uri"), ("matte", "matte_uri"), ("review", "review_uri"),
@@ -52,7 +53,7 @@ def render_html(rows: list[dict], *, base: str | None = None, manifest: str | No
         title=title, generated=when, manifest=_text(manifest), rows=shots, stages=stages,
         ok=counts.get("ok", 0), counts=[(s, counts[s]) for s in order],
         hosts=sorted({s["host"] for s in shots if s["host"]}), runs=_runs(rows, run_id),
-        failures=[s for s in shots if s["status"] != "ok"], thumb_width=THUMB_WIDTH)
+        failures=[s for s in shots if s["status"] != "ok"], thumb_box=THUMB_BOX)
 
 
 @cache
@@ -184,8 +185,9 @@ def _thumbnail(uri: str) -> str | None:
         if img is None:
             return None
         h, w = img.shape[:2]
-        if w > _THUMB_ENCODED:
-            size = (_THUMB_ENCODED, max(1, round(h * _THUMB_ENCODED / w)))
+        scale = min(THUMB_BOX[0] / w, THUMB_BOX[1] / h)
+        if scale < 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     except Exception:  # a thumbnail is never worth failing a report
