@@ -5,6 +5,7 @@ the rendered DOM: every shot with its status and failing stage, the header, link
 after the move, the status filter and column sorting, and keeps a screenshot."""
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import socket
@@ -13,12 +14,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from flows import report
 from flows.nightly_batch import nightly_batch
-from flows.report import read_report
-from flows.report_html import THUMB_BOX
+from flows.report import REPORT, read_report
+from flows.report_html import THUMB_BOX, render_html
 from manifests.loader import write_manifest
+from tasks.graph import stage_names
 from tasks.options import RunOptions
 from testkit.flows import PLUGIN, tiny_rows
 
@@ -198,3 +204,125 @@ def _check_sorting(page, report: dict) -> None:
     _heading(page, "row").click()
     rows = [report[s]["row"] for s in _shots_in_order(page)]
     assert rows == sorted(rows)
+
+
+# --- the template on odd data (no batch; the DOM of the same browser where it matters) ----------
+MARKUP = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\"> & 'q' \"dq\""
+
+
+def _open(browser, html: str, folder: Path):
+    """The page as Chromium renders it from `folder`/report.html; fails on any dialog."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    page = browser.new_page()
+    page.on("dialog", lambda d: pytest.fail(f"the page ran a script: {d.message}"))
+    page.goto((folder / "report.html").as_uri())
+    return page
+
+
+def test_markup_in_every_field_stays_text(browser, tmp_path):
+    text_columns = ["shot_id", "status", "error", "failed_stage", "engine", "model_id",
+                    "mask_path", "gate_decision", "display_note", "skipped", "host",
+                    "flow_run_id"]
+    row = {c: f"{c} {MARKUP}" for c in text_columns} | {
+        "tags": [MARKUP], "notes": [MARKUP], "cache_hits": [MARKUP], "result_uri": MARKUP,
+        "flow_run_url": f"javascript:alert(1)//{MARKUP}", "thumbnail": MARKUP}
+    page = _open(browser, render_html([row], manifest=MARKUP, title=MARKUP),
+                 tmp_path / "out")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("script").count() == 1  # the page's own
+    assert page.locator("#shots img, header img").count() == 0
+    assert page.title() == MARKUP
+    tr = page.locator("#shots tbody tr")
+    assert tr.get_attribute("data-shot") == row["shot_id"]
+    assert tr.get_attribute("data-status") == row["status"]
+    assert tr.locator(".error").inner_text() == row["error"]
+    assert tr.locator(".failed-stage").inner_text() == row["failed_stage"]
+    assert MARKUP in page.locator("header").inner_text()  # manifest and failure list
+    # Nothing becomes a script link: the run URL is not http(s), the media are file names.
+    hrefs = page.locator("a[href]").evaluate_all("as => as.map(a => a.href)")
+    assert hrefs and all(h.startswith("file:") for h in hrefs), hrefs
+    assert page.locator("a.flow-run").count() == 0
+    page.close()
+
+
+def test_missing_columns_nans_and_arrays(browser, tmp_path):
+    nan = float("nan")
+    rows = [{"shot_id": "a", "status": "ok", "seconds_total": 10.0},
+            {"shot_id": "b", "status": "ok", "seconds_total": 9.0, "row": nan, "tags": None,
+             "notes": np.array(["from an array"]), "cache_hits": np.array([], dtype=object),
+             "gate_score": nan, "gate_decision": nan, "seconds_decode": nan},
+            {"shot_id": None, "status": None, "error": nan, "seconds_total": None},
+            {"shot_id": "c", "status": "cancelled", "seconds_total": 100.0},
+            {}]
+    page = _open(browser, render_html(rows), tmp_path)
+    assert _shots_in_order(page) == ["a", "b", "?", "c", "?"]
+    assert page.locator("#shots tbody .status").all_inner_texts() == [
+        "ok", "ok", "unknown", "cancelled", "unknown"]
+    assert "from an array" in page.locator("#shots").inner_text()
+    assert "nan" not in page.locator("#shots tbody").inner_text().lower()
+    # No stage has a figure: no stage columns.
+    heads = page.locator("#shots thead th").all_inner_texts()
+    assert not [h for h in heads if h.endswith(" s") and h[:-2] in stage_names()]
+    assert "2 of 5 shots ok" in page.locator("header").inner_text()
+    # Numbers sort as numbers (9 < 10 < 100), empty cells last either way.
+    _heading(page, "total s").click()
+    assert _shots_in_order(page)[:3] == ["b", "a", "c"]
+    _heading(page, "total s").click()
+    assert _shots_in_order(page)[:3] == ["c", "a", "b"]
+    # Filtering by a status the table has (here "unknown") and back.
+    page.locator("#filter input[value=unknown]").uncheck()
+    assert page.locator("#shown-count").inner_text() == "3"
+    page.close()
+
+
+def test_a_report_from_an_older_schema_renders(tmp_path):
+    """An output root whose report.parquet predates most columns: the merged page shows the
+    old row beside the new one, with what it has."""
+    out = tmp_path / "out"
+    out.mkdir()
+    old = pa.table({"shot_id": ["old"], "status": ["ok"], "error": [None],
+                    "seconds_decode": [3.5], "result_uri": [str(out / "old" / "r.mkv")]})
+    pq.write_table(old, out / REPORT)
+    new = {"shot_id": "new", "row": 0, "status": "failed", "failed_stage": "decode",
+           "error": "plate unreadable", "seconds_decode": 0.25, "compute_decode": 0.25}
+    report.write(report.frame([new]), str(out), "run-2", manifest="m.parquet")
+    page = (out / "report.html").read_text()
+    assert 'data-shot="old"' in page and 'data-shot="new"' in page
+    assert ">3.50<" in page and 'href="old/r.mkv"' in page
+    assert "1 of 2 shots ok" in page and "m.parquet" in page
+
+
+def test_links_relative_under_the_root_absolute_elsewhere(tmp_path):
+    root = tmp_path / "out"
+    row = {"shot_id": "s", "status": "ok", "result_uri": str(root / "s" / "a #1?.mkv"),
+           "matte_uri": f"file://{root}/s/matte.mkv", "review_uri": "s3://bucket/s/review.mp4",
+           "output_dir": str(tmp_path / "elsewhere" / "s"),
+           "flow_run_id": "abc", "flow_run_url": "http://ui/runs/flow-run/abc"}
+    page = render_html([row], base=str(root))
+    assert 'href="s/a%20%231%3F.mkv"' in page  # relative, '#' and '?' kept in the name
+    assert 'href="s/matte.mkv"' in page
+    assert 'href="s3://bucket/s/review.mp4"' in page
+    assert f'href="{(tmp_path / "elsewhere" / "s").as_uri()}"' in page
+    assert 'href="http://ui/runs/flow-run/abc"' in page
+    # A report written to an object store links local files by file:// URL.
+    assert f'href="{(root / "s" / "matte.mkv").as_uri()}"' in render_html([row], base="s3://b/o")
+
+
+def test_thumbnail_fits_the_box_and_bad_pictures_are_skipped(tmp_path):
+    sheet = tmp_path / "sheet.png"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(sheet), rng.integers(0, 255, (1300, 1440, 3), dtype=np.uint8))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    rows = [{"shot_id": "good", "status": "ok", "thumbnail": str(sheet)},
+            {"shot_id": "broken", "status": "ok", "thumbnail": str(broken)},
+            {"shot_id": "gone", "status": "ok", "thumbnail": str(tmp_path / "gone.png")},
+            {"shot_id": "remote", "status": "ok", "thumbnail": "s3://b/sheet.png"}]
+    page = render_html(rows, base=str(tmp_path))
+    (data,) = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+    h, w = img.shape[:2]
+    assert h == THUMB_BOX[1] and abs(w - 1440 * THUMB_BOX[1] / 1300) <= 1  # height-bound box
+    assert len(data) * 3 / 4 < 100_000  # light: a noise picture, the worst case for JPEG
+    assert page.count('>contact sheet</a>') == 3  # the others are links, not pictures
