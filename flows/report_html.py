@@ -53,7 +53,8 @@ def render_html(rows: list[dict], *, base: str | None = None, manifest: str | No
         title=title, generated=when, manifest=_text(manifest), rows=shots, stages=stages,
         ok=counts.get("ok", 0), counts=[(s, counts[s]) for s in order],
         hosts=sorted({s["host"] for s in shots if s["host"]}), runs=_runs(rows, run_id),
-        failures=[s for s in shots if s["status"] != "ok"], thumb_box=THUMB_BOX)
+        failures=[s for s in shots if s["status"] != "ok"], thumb_box=THUMB_BOX,
+        display_notes=any(s["display_note"] for s in shots))
 
 
 @cache

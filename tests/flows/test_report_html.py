@@ -139,6 +139,7 @@ def test_report_page_in_chromium(browser, batch_report, tmp_path):
         assert [box["width"], box["height"]] == [w, h]
         assert 0 < w <= THUMB_BOX[0] and 0 < h <= THUMB_BOX[1]
         sheet = _local(img.evaluate("i => i.closest('a').href"))  # the full contact sheet
+        assert sheet.is_file() and sheet.is_relative_to(out), sheet
         sh, sw = cv2.imread(str(sheet)).shape[:2]
         assert abs(w / h - sw / sh) < 2 / min(w, h)  # its aspect, up to rounding to pixels
 
@@ -238,6 +239,7 @@ def test_markup_in_every_field_stays_text(browser, tmp_path):
     assert tr.get_attribute("data-status") == row["status"]
     assert tr.locator(".error").inner_text() == row["error"]
     assert tr.locator(".failed-stage").inner_text() == row["failed_stage"]
+    assert tr.locator(".display-note").inner_text() == row["display_note"]
     assert MARKUP in page.locator("header").inner_text()  # manifest and failure list
     # Nothing becomes a script link: the run URL is not http(s), the media are file names.
     hrefs = page.locator("a[href]").evaluate_all("as => as.map(a => a.href)")
@@ -264,6 +266,7 @@ def test_missing_columns_nans_and_arrays(browser, tmp_path):
     # No stage has a figure: no stage columns.
     heads = page.locator("#shots thead th").all_inner_texts()
     assert not [h for h in heads if h.endswith(" s") and h[:-2] in stage_names()]
+    assert "display note" not in heads  # nor an empty display-note column
     assert "2 of 5 shots ok" in page.locator("header").inner_text()
     # Numbers sort as numbers (9 < 10 < 100), empty cells last either way.
     _heading(page, "total s").click()
