@@ -7,6 +7,7 @@ key decisions), in a Prefect task thread (CPU stages) and in a Ray actor (GPU st
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -104,7 +105,15 @@ class StageContext:
 
     @property
     def prompt(self) -> str:
-        return self.shot.prompt
+        """The row's prompt, else the VLM's description of the scene without the object (the
+        prompt.json its quadmask stage wrote), else empty."""
+        if self.shot.prompt:
+            return self.shot.prompt
+        qm = self.up.get("vlm_quadmask")
+        if qm is None or qm.status != "done" or not qm.meta.get("prompt"):
+            return ""
+        path = self.store.verify(qm.entry) / qm.meta["prompt"]
+        return str(json.loads(path.read_text()).get("bg") or "")
 
     def removal_params(self):
         from void_engine.engines.base import RemovalParams

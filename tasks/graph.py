@@ -25,6 +25,7 @@ from typing import Any
 from tasks.context import StageContext
 
 Skip = Callable[[StageContext], str | None]
+PROMPT_FILE = "prompt.json"  # the VLM's scene description ({"bg": ...}) beside its quadmask
 
 
 class Placement(StrEnum):
@@ -68,7 +69,8 @@ def _segmentation_key(ctx: StageContext) -> KeyParts:
 
     return KeyParts(inputs={"plate": ctx.digest(ctx.shot.plate_uri)},
                     params={"prompts": ctx.shot.prompts_json(), "frames": ctx.frames_param,
-                            "sam2": ctx.masks_spec.sam2_id, "code": segment.__version__})
+                            "sam2": ctx.masks_spec.key_facts()["sam2"],
+                            "code": segment.__version__})
 
 
 def _segment(ctx: StageContext, out: Path) -> dict:
@@ -102,7 +104,7 @@ def _reasoning_key(ctx: StageContext) -> KeyParts:
     return KeyParts(inputs={"plate": ctx.digest(ctx.shot.plate_uri), "black": black,
                             "grey": ctx.digest(ctx.shot.grey_mask_uri)},
                     params={"instruction": ctx.shot.instruction, "frames": ctx.frames_param,
-                            "vlm": ctx.masks_spec.vlm_id, "sam2": ctx.masks_spec.sam2_id,
+                            "models": ctx.masks_spec.key_facts(),
                             "prompt": reasoning.PROMPT_VERSION})
 
 
@@ -111,14 +113,13 @@ def _reason(ctx: StageContext, out: Path) -> dict:
         ctx.shot.plate_uri, _black_mask(ctx), str(out / "quadmask.mp4"),
         shot_id=ctx.shot.shot_id, instruction=ctx.shot.instruction or "",
         grey_mask_uri=ctx.shot.grey_mask_uri, frame_range=ctx.frame_range())
-    return {"path": r.path, "vlm_model": r.vlm_model, "error": ctx.redact(r.error),
-            "degraded": bool(getattr(r, "degraded", r.path == "fallback" and r.error)),
+    return {**r.summary(), "prompt": PROMPT_FILE if r.prompt_uri else None,
             "details": json.loads(json.dumps(r.details, default=str))}
 
 
 def _degraded_mask(meta: dict) -> str | None:
-    return f"VLM failed, fallback mask used ({meta.get('error')})" if meta.get("degraded") \
-        else None
+    return f"{meta.get('path')} mask stood in: {meta.get('reason') or meta.get('error')}" \
+        if meta.get("degraded") else None
 
 
 # --- decode: plate + quadmask -> model-space clip and mask ----------------------------------------
@@ -180,14 +181,19 @@ def _needs_gate(ctx: StageContext) -> str | None:
 def _gate_key(ctx: StageContext) -> KeyParts:
     from void_engine.masks import gate
 
-    return KeyParts(params={"threshold": ctx.options.gate_threshold, "code": gate.__version__})
+    vlm = ctx.masks_spec.vlm  # the VLM judge can add pass 2 where the measure says no
+    return KeyParts(params={"threshold": ctx.options.gate_threshold, "code": gate.__version__,
+                            "judge": [vlm.backend, vlm.model] if vlm else None})
 
 
 def _gate(ctx: StageContext, out: Path) -> dict:
     from void_engine.masks import gate
+    from void_engine.masks.judge import vlm_judge
 
+    vlm = ctx.masks_spec.vlm
     r = gate.morphing_gate(ctx.decoded(), ctx.input("pass1", "pass1.npy"),
-                           threshold=ctx.options.gate_threshold)
+                           threshold=ctx.options.gate_threshold,
+                           judge=vlm_judge(vlm) if vlm else None)
     facts = {"score": float(r.score), "threshold": float(r.threshold),
              "run_pass2": bool(r.run_pass2), "details": r.details}
     (out / "gate.json").write_text(json.dumps(facts, default=str))
@@ -247,19 +253,21 @@ STAGES: list[Stage] = [
     Stage("segmentation", "1", upstream=(), outputs=("black_mask.mp4",),
           placement=Placement.MASKS, runs="void_engine.masks.segment.segment_shot",
           key=_segmentation_key, skip=_needs_prompts, run=_segment),
-    Stage("vlm_quadmask", "2", upstream=("segmentation",), outputs=("quadmask.mp4",),
+    Stage("vlm_quadmask", "3", upstream=("segmentation",),
+          outputs=("quadmask.mp4", PROMPT_FILE),
           placement=Placement.MASKS, runs="void_engine.masks.reasoning.build_quadmask",
           key=_reasoning_key, skip=_needs_reasoning, run=_reason, degraded=_degraded_mask),
     Stage("decode", "2", upstream=("vlm_quadmask",),
           outputs=("decoded.json", "clip.npy", "mask.npy"), placement=Placement.CPU,
           runs="void_engine.stages.decode_shot", key=_decode_key, skip=_never, run=_decode),
-    Stage("pass1", "1", upstream=("decode",), outputs=("pass1.npy",),
+    Stage("pass1", "1", upstream=("vlm_quadmask", "decode"), outputs=("pass1.npy",),
           placement=Placement.ENGINE, runs="void_engine.stages.run_pass1",
           key=_removal_key(), skip=_never, run=_pass1, retries=2),
     Stage("gate", "1", upstream=("decode", "pass1"), outputs=("gate.json",),
           placement=Placement.CPU, runs="void_engine.masks.gate.morphing_gate",
           key=_gate_key, skip=_needs_gate, run=_gate),
-    Stage("pass2", "1", upstream=("decode", "pass1", "gate"), outputs=("pass2.npy",),
+    Stage("pass2", "1", upstream=("vlm_quadmask", "decode", "pass1", "gate"),
+          outputs=("pass2.npy",),
           placement=Placement.ENGINE, runs="void_engine.stages.run_pass2",
           key=_removal_key("pass2_steps", "guidance_scale"), skip=_needs_pass2, run=_pass2,
           retries=2),

@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.cache import Entry, weights_id
@@ -115,34 +115,35 @@ def _model_id(spec: EngineSpec) -> str:
 
 @dataclass(frozen=True)
 class MasksSpec:
-    """Which mask models a resident masks actor holds: the workers' SAM2 and VLM configuration
-    (read from the environment, see README "Masks from clicks")."""
+    """Which mask models a resident masks actor holds: the workers' SAM2, grounding detector
+    and VLM configuration (read from the environment, see README "Masks from clicks")."""
 
     sam2: Any = None  # void_engine.masks.segment.Sam2Config
+    grounding: Any = None  # void_engine.masks.grounding.GroundingConfig, or None (grid cells)
     vlm: Any = None  # void_engine.masks.vlm.client.VlmConfig, or None (fallback only)
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
     def from_env(cls) -> MasksSpec:
+        from void_engine.masks.grounding import GroundingConfig
         from void_engine.masks.segment import Sam2Config
         from void_engine.masks.vlm.client import VlmConfig
 
-        return cls(sam2=Sam2Config.from_env(), vlm=VlmConfig.from_env())
+        return cls(sam2=Sam2Config.from_env(), grounding=GroundingConfig.from_env(),
+                   vlm=VlmConfig.from_env())
 
-    @property
-    def sam2_id(self) -> list | None:
-        c = self.sam2
-        return [c.checkpoint, c.model_config, c.image_size] if c else None
+    def key_facts(self) -> dict:
+        """What changes the masks for the same inputs: the models and the VLM asked."""
+        from void_engine.masks.models import MaskModels
 
-    @property
-    def vlm_id(self) -> list | None:
-        return [self.vlm.backend, self.vlm.model] if self.vlm else None
+        facts = MaskModels(sam2=self.sam2, grounding=self.grounding).key_facts()
+        return {**facts, "vlm": [self.vlm.backend, self.vlm.model] if self.vlm else None}
 
     @property
     def model_id(self) -> str:
         """Names the resident masks actor: every setting it was built with (an actor built
         for another VLM endpoint must not be reused)."""
         blob = json.dumps({"sam2": vars(self.sam2) if self.sam2 else None,
+                           "grounding": vars(self.grounding) if self.grounding else None,
                            "vlm": self.vlm.public() if self.vlm else None},
                           sort_keys=True, default=str)
         return f"masks-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
@@ -152,18 +153,21 @@ class MasksSpec:
 
 
 class MaskWork:
-    """The mask stages bound to one SAM2 / VLM configuration. SAM2 predictors are kept per
-    process by void_engine.masks.segment, so inside the resident masks actor they load once."""
+    """The mask stages bound to one configuration: void_engine's MaskModels (SAM2 and the
+    grounding detector, each loaded once, on first use) plus the VLM the quadmask step asks."""
 
     def __init__(self, spec: MasksSpec):
+        from void_engine.masks.models import MaskModels
+
         self.spec = spec
+        self.models = MaskModels(sam2=spec.sam2, grounding=spec.grounding)
 
     def segment_shot(self, plate_uri: str, prompts: dict, out_uri: str, **kw: Any) -> str:
-        from void_engine.masks import segment
-
-        return segment.segment_shot(plate_uri, prompts, out_uri, config=self.spec.sam2, **kw)
+        return self.models.segment_shot(plate_uri, prompts, out_uri, **kw)
 
     def build_quadmask(self, plate_uri: str, black_uri: str, out_uri: str, **kw: Any):
-        from void_engine.masks import reasoning
+        return self.models.build_quadmask(plate_uri, black_uri, out_uri, vlm=self.spec.vlm,
+                                          **kw)
 
-        return reasoning.build_quadmask(plate_uri, black_uri, out_uri, vlm=self.spec.vlm, **kw)
+    def describe(self) -> dict:
+        return self.models.describe()

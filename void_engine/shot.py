@@ -48,8 +48,7 @@ class DecodedShot:
     mask_histogram: dict[int, int] = field(default_factory=dict)  # at plate resolution
     mask_first_frame: int = 0  # first quadmask frame used (the mask may cover only the range)
     plate_depth: int = 8  # 8/16 (integer) or 32 (float EXR): the dtype plate frames decode to
-    # Files beside mask_path (names, so the record survives its folder being moved); empty in
-    # records from before they existed, and then encode_shot decodes the quadmask again.
+    # Files beside mask_path (names, so the record survives its folder being moved).
     regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
     matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
     # What was done about side data that shapes the displayed picture (rotation, pixel

@@ -47,20 +47,22 @@ def _run(tmp_path, manifest):
 
 
 def test_segmentation_runs_on_the_masks_actor(batch_env, masks_config, push, grid, vlm_server,
-                                              tmp_path):
+                                              tmp_path, monkeypatch):
     import os
 
     import ray
 
     from void_engine.masks import segment
 
+    loaded_here = []  # SAM2 loads in this (the flow's) process would land here
+    monkeypatch.setattr(segment, "load_predictor", lambda *a, **k: loaded_here.append(a))
     manifest = tmp_path / "m.parquet"
     write_manifest([_row(push)], manifest)
     vlm_server.play(("answer", json.dumps(good_answer(push["clip"], grid))))
     row = _run(tmp_path, manifest)
     assert row["status"] == "ok" and row["executed"][:2] == ["segmentation", "vlm_quadmask"]
     assert row["mask_path"] == "vlm"
-    assert not segment._PREDICTORS  # SAM2 was never loaded in the flow's process
+    assert not loaded_here  # SAM2 was never loaded in the flow's process
     actors = [a for a in ray.util.list_named_actors(all_namespaces=True)
               if a["name"].startswith(f"void-masks-{masks_config.model_id}")]
     assert actors, "no resident masks actor"
