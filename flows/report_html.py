@@ -75,7 +75,7 @@ def _shot(r: dict, index: int, root: str | None, stages: list[str]) -> dict:
         "failed_stage": _text(r.get("failed_stage")), "error": _text(r.get("error")),
         "engine": _text(r.get("engine")), "model_id": _text(r.get("model_id")),
         "tags": _list(r.get("tags")), "mask_path": _text(r.get("mask_path")),
-        "mask_degraded": r.get("mask_degraded") is True, **_gate(r),
+        "mask_degraded": r.get("mask_degraded") in (True,), **_gate(r),  # numpy bools too
         "passes": _fmt(r.get("passes_run"), "d"),
         "stages": [_stage_cell(r, s) for s in stages],
         "total": _fmt(r.get("seconds_total"), ".2f"), "total_sort": _fmt(r.get("seconds_total")),
