@@ -29,11 +29,11 @@ def finish(rows: list[dict], options: RunOptions, title: str, run_id: str):
         r["flow_run_id"], r["flow_run_url"] = run_id, url
     df = report.frame(rows)
     try:
-        where = report.write(df, options.output_root, run_id)["report"]
+        where = report.write(df, options.output_root, run_id, options.manifest)["report"]
     except Exception as exc:  # the run's account is never lost: write it elsewhere, say where
         why = f"report not written to {options.output_root} ({one_line(exc)})"
         try:
-            fallback = report.write_fallback(df, run_id)
+            fallback = report.write_fallback(df, run_id, options.manifest)
         except Exception as exc2:
             log.error("%s; nor to the fallback folder (%s):\n%s", why, one_line(exc2),
                       report.format_table(rows))

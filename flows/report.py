@@ -121,9 +121,11 @@ def _read(path: str) -> pa.Table:
     return table.select(sch.names).cast(sch)
 
 
-def write(df: pd.DataFrame, output_root: str, run_id: str | None = None) -> dict[str, str]:
+def write(df: pd.DataFrame, output_root: str, run_id: str | None = None,
+          manifest: str | None = None) -> dict[str, str]:
     """Merge `df` into the output root's report and write it (Parquet + HTML), plus this
-    run's own copy under runs/<run_id>/. Returns the paths written."""
+    run's own copy under runs/<run_id>/. Returns the paths written. `manifest` goes into the
+    HTML page's header."""
     from flows.report_html import render_html
 
     root = str(output_root).rstrip("/")
@@ -137,8 +139,8 @@ def write(df: pd.DataFrame, output_root: str, run_id: str | None = None) -> dict
                                             what="report")
     table = _table(current)
     written["report"] = write_bytes(f"{root}/{REPORT}", _parquet(table), what="report")
-    written["html"] = write_bytes(f"{root}/{HTML}", render_html(table.to_pylist()).encode(),
-                                  what="report")
+    page = render_html(table.to_pylist(), base=root, manifest=manifest, run_id=run_id)
+    written["html"] = write_bytes(f"{root}/{HTML}", page.encode(), what="report")
     return written
 
 
@@ -148,10 +150,10 @@ def _parquet(data: pd.DataFrame | pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_fallback(df: pd.DataFrame, run_id: str) -> str:
+def write_fallback(df: pd.DataFrame, run_id: str, manifest: str | None = None) -> str:
     """Where the report goes when the output root cannot take it (full disk, permissions)."""
     folder = os.path.join(tempfile.gettempdir(), "void-batch-reports", run_id or "run")
-    return write(df, folder)["report"]
+    return write(df, folder, manifest=manifest)["report"]
 
 
 def format_table(rows: list[dict]) -> str:
