@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Each module defines register(subparsers) and sets `func` on its parser.
-COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report")
+COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
