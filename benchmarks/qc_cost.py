@@ -5,8 +5,7 @@
 Reads the first frames of `lime` and `moving_ball` (3840x2160) with their quadmasks, feeds
 (plate, result, quadmask) to QCAccumulator with the plate standing in for the result (the
 cost does not depend on the pixels' values), and prints the median wall and CPU milliseconds
-per add()
-besides the decode, which encode_shot pays anyway.
+per add() (the decode is not counted: encode_shot pays it anyway).
 """
 from __future__ import annotations
 

@@ -57,17 +57,18 @@ def sample_spec(seed: int, index: int, size: tuple[int, int], frames: int) -> Sc
     kind = "occluder" if index % 4 == 3 else "mover"
     radius = float(rng.uniform(0.07, 0.16) * min(h, w)) if kind == "mover" else float(
         rng.uniform(0.22, 0.3) * min(h, w))
-    speed = float(rng.uniform(1.5, 5.0) * unit) if kind == "mover" else float(
-        rng.uniform(4.0, 8.0) * unit)
+    # movers: from a crawl (most of what they cover is never seen) to several sizes a clip
+    speed = float(rng.uniform(1.5, 10.0) * unit)
     angle = float(rng.uniform(-0.4, 0.4)) + (np.pi if rng.uniform() < 0.5 else 0.0)
     velocity = (speed * np.cos(angle), speed * np.sin(angle))
     if kind == "mover":  # start where the path stays in view (frame 0's world)
         sx = w / 2 - velocity[0] * (frames - 1) / 2
         sy = float(rng.uniform(0.35, 0.55) * h)
-    else:  # the occluder slides in from above and stops at mid-clip, large and still
-        velocity = (0.0, speed)
+    else:  # the occluder comes down from above the view (its reflection, hanging below
+        # it, too), large, and stops at mid-clip
         sx = float(rng.uniform(0.35, 0.65) * w)
-        sy = -radius + 0.4 * h - speed * (frames // 2)
+        sy = -3.2 * radius
+        velocity = (0.0, (float(rng.uniform(0.3, 0.45) * h) - sy) / max(1, frames // 2))
     cam_v = (0.0, 0.0)
     if camera == "pan":
         pan = float(rng.uniform(1.0, 3.0) * unit)
