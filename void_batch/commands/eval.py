@@ -3,6 +3,7 @@
   void-batch eval generate SET                      make the default set (8 clips, 24 frames)
   void-batch eval run SET --engine propagate --out EVAL
   void-batch eval score SET --results DIR --label void-gpu --out EVAL
+  void-batch eval gate SET --out EVAL                 the morphing gate's ROC on the set
 
 `run` removes the object from every clip with the engine (through the library's stages, no
 Prefect) and scores the result; `score` scores results made elsewhere (e.g. `void-batch run
@@ -54,6 +55,15 @@ def register(subparsers) -> None:
     s.add_argument("--label", required=True, help="name of these results in the table")
     s.add_argument("--out", required=True, help="evaluation folder (table, page, plots)")
     s.set_defaults(func=run_score)
+
+    c = sub.add_parser("gate", help="measure how well the morphing gate's threshold "
+                       "separates pass-1 results that need pass 2 (rigid vs morphing "
+                       "objects synthesized in each clip's change region)")
+    c.add_argument("set", help="a folder made by `eval generate`")
+    c.add_argument("--model-size", help="working size HxW the gate sees (default "
+                   "384x672)")
+    c.add_argument("--out", required=True, help="folder for gate.parquet and the plot")
+    c.set_defaults(func=run_gate)
 
 
 def _fail(exc: Exception) -> int:
@@ -151,3 +161,25 @@ def _write(rows: list[dict], out: str) -> int:
         print(f"{r['clip']}: {r['error']}", file=sys.stderr)
     print(f"wrote {paths['table']} and {paths['page']}")
     return 1 if failed else 0
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from void_engine.config import DEFAULT_MODEL_SIZE, parse_size
+    from void_engine.eval import gate_calibration as gc
+    from void_engine.masks.gate import DEFAULT_THRESHOLD
+
+    bar = _Bar()
+    try:
+        size = parse_size(args.model_size) if args.model_size else DEFAULT_MODEL_SIZE
+        df = gc.score_set(args.set, size, progress=bar)
+    except (VoidError, ValueError) as exc:
+        return _fail(exc)
+    finally:
+        bar.close()
+    summary = gc.roc(df, DEFAULT_THRESHOLD)
+    paths = gc.write_outputs(df, summary, args.out)
+    print(df.groupby("kind")["score"].describe()[["min", "50%", "max"]].round(2).to_string())
+    for key, value in summary.items():
+        print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    print(f"wrote {paths['table']} and {paths['plot']}")
+    return 0

@@ -17,7 +17,7 @@ TABLE, PAGE = "eval.parquet", "eval.html"
 PSNR_CAP = 100.0
 SUMMARY_COLUMNS = ("psnr_object", "ssim_object", "psnr_affected", "ssim_affected",
                    "psnr_outside", "ssim_outside", "outside_exact", "temporal_excess",
-                   "engine_seconds")
+                   "qc_flicker_ratio", "qc_seam", "qc_flagged", "engine_seconds")
 PLOT_AXES = (("object_area", "object size (fraction of the frame)"),
              ("object_motion", "object motion (frame heights per frame)"),
              ("camera_motion", "camera motion (frame heights per frame)"))
@@ -40,7 +40,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     with the number of clips scored and failed."""
     ok = df[df["error"].isna()] if "error" in df else df
     cols = [c for c in SUMMARY_COLUMNS if c in ok]
-    capped = ok[cols].astype(float).clip(upper=PSNR_CAP)
+    capped = ok[cols].astype(float).clip(upper=PSNR_CAP)  # qc_flagged: the flagged fraction
     table = capped.groupby(ok["engine"]).mean()
     table.insert(0, "clips", ok.groupby("engine").size())
     failed = (df.groupby("engine").size() - table["clips"]).fillna(0).astype(int)
@@ -127,8 +127,10 @@ table{border-collapse:collapse;margin-bottom:1em}img{max-width:100%}</style>
 (127/63: shadows, reflections, what the object pushed) and <b>outside</b> (255, where the
 result must be the plate's own pixels; <i>outside_exact</i> is the fraction that is, bit for
 bit). <b>temporal_excess</b>: the result's flow-warped frame-to-frame error in the change
-region minus the ground truth's (grey levels; 0 is as steady as the truth). Averages cap
-PSNR at {{ cap }} dB (identical pixels).</p>
+region minus the ground truth's (grey levels; 0 is as steady as the truth). <b>qc_*</b>: the
+figures every shot's report carries without ground truth (flicker against the plate's own,
+seam at the region's edge; qc_flagged: the fraction of clips flagged). Averages cap PSNR at
+{{ cap }} dB (identical pixels).</p>
 <h2>Per engine</h2>{{ summary }}
 <h2>Quality against clip properties</h2>
 {% for p in plots %}<img src="{{ p }}"><br>{% endfor %}

@@ -42,9 +42,12 @@ def load_set(set_dir: str | Path) -> list:
 
 
 def score_clip(shot, result_uri: str, progress: Progress | None = None) -> dict:
-    """Metrics of one result (video file or frame folder at plate size) for a set's row."""
+    """Metrics of one result (video file or frame folder at plate size) for a set's row:
+    the ground-truth figures (metrics.ClipScore) and the QC figures every shot's report
+    carries (void_engine.qc), so the two can be compared."""
     from void_engine.eval.metrics import ClipScore
     from void_engine.io import probe, read_frames
+    from void_engine.qc import QCAccumulator
     from void_engine.quadmask import read_quadmask
 
     folder = os.path.dirname(shot.plate_uri)
@@ -54,14 +57,16 @@ def score_clip(shot, result_uri: str, progress: Progress | None = None) -> dict:
         raise InputError(f"shot {shot.shot_id}: result {result_uri} is {result_info.width}x"
                          f"{result_info.height}, {result_info.frames} frames; the ground truth "
                          f"is {truth_info.width}x{truth_info.height}, {truth_info.frames}")
-    score = ClipScore()
+    score, qc = ClipScore(), QCAccumulator()
     frames = zip(read_frames(result_info, uint8=True), read_frames(truth_info),
-                 read_quadmask(shot.quadmask_uri), strict=True)
-    for i, (res, truth, mask) in enumerate(frames):
+                 read_quadmask(shot.quadmask_uri), read_frames(probe(shot.plate_uri)),
+                 strict=True)
+    for i, (res, truth, mask, plate) in enumerate(frames):
         score.add(res, truth, mask)
+        qc.add(plate, res, mask)
         if progress:
             progress(shot.shot_id, "score", i + 1, truth_info.frames)
-    return score.summary()
+    return score.summary() | qc.figures().as_row()
 
 
 def clip_row(shot, label: str) -> dict:
