@@ -92,12 +92,11 @@ class _Bar:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from void_engine.config import parse_size
     from void_engine.eval.generator import DEFAULT_SIZES, SetOptions, generate_set
 
     bar = _Bar()
     try:
-        sizes = tuple(parse_size(s) for s in args.sizes.split(",")) if args.sizes \
+        sizes = tuple(_clip_size(s) for s in args.sizes.split(",")) if args.sizes \
             else DEFAULT_SIZES
         path = generate_set(args.set, SetOptions(clips=args.clips, frames=args.frames,
                                                  seed=args.seed, sizes=sizes),
@@ -108,6 +107,17 @@ def run_generate(args: argparse.Namespace) -> int:
         bar.close()
     print(f"wrote {args.clips} clips and {path}")
     return 0
+
+
+def _clip_size(text: str) -> tuple[int, int]:
+    """'360x640' -> (360, 640): any height x width (clips need not be model-sized)."""
+    from void_engine.errors import InputError
+
+    try:
+        h, w = (int(v) for v in text.strip().lower().split("x"))
+    except ValueError:
+        raise InputError(f"--sizes: {text!r} is not HEIGHTxWIDTH (e.g. 360x640)") from None
+    return h, w
 
 
 def run_engine(args: argparse.Namespace) -> int:

@@ -132,7 +132,8 @@ def roc(df: pd.DataFrame, current: float) -> dict:
     cuts = np.unique(df["score"])
     mids = np.concatenate([[cuts[0] - 1e-6], (cuts[:-1] + cuts[1:]) / 2, [cuts[-1] + 1e-6]])
     bal = np.array([_balanced(pos, neg, c) for c in mids])
-    best = float(np.median(mids[bal == bal.max()]))  # the middle of the best interval
+    optimal = mids[bal == bal.max()]
+    best = float(optimal[len(optimal) // 2])  # the middle one of the optimal cuts
     return {"auc": auc, "positives": len(pos), "negatives": len(neg),
             "best_threshold": float(best), **_rates(pos, neg, best, "best"),
             "current_threshold": current, **_rates(pos, neg, current, "current")}
