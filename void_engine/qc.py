@@ -92,11 +92,18 @@ def _small_grey(frame, win) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def _small_change(mask, win) -> np.ndarray:
+def _small_change(region, win) -> np.ndarray:
+    """The change map at working scale (nearest: a mask needs no averaging). region: (box,
+    boolean map inside the box), as ChangeRegions stores it."""
+    (y0, y1, x0, x1), change = region
     ys, xs, k = win
-    crop = mask[ys, xs][k // 2::k, k // 2::k]  # nearest: a mask needs no averaging
     h, w = (ys.stop - ys.start) // k, (xs.stop - xs.start) // k
-    return qm.change_region(crop[:h, :w])
+    ry = ys.start + k // 2 + k * np.arange(h) - y0
+    rx = xs.start + k // 2 + k * np.arange(w) - x0
+    iy, ix = (ry >= 0) & (ry < y1 - y0), (rx >= 0) & (rx < x1 - x0)
+    out = np.zeros((h, w), bool)
+    out[np.ix_(iy, ix)] = np.asarray(change, bool)[np.ix_(ry[iy], rx[ix])]
+    return out
 
 
 class QCAccumulator:
@@ -107,20 +114,32 @@ class QCAccumulator:
         self.frames = 0
         self.seams: list[float] = []
         self.flicker: list[tuple[float, float]] = []
-        self._prev = None  # (plate, result, mask, box) of the previous frame
+        self._prev = None  # (plate, result, (box, change) or None) of the previous frame
 
     def add(self, plate: np.ndarray, result: np.ndarray, mask: np.ndarray) -> None:
-        self.frames += 1
+        """One plate frame: the plate, the finished result and the quadmask (H, W)."""
         box = qm.bounding_box(mask)
-        prev, self._prev = self._prev, (plate, result, mask, box)
         if box is None:
+            self.add_change(plate, result, None, None)
+        else:
+            y0, y1, x0, x1 = box
+            self.add_change(plate, result, box, qm.change_region(mask[y0:y1, x0:x1]))
+
+    def add_change(self, plate: np.ndarray, result: np.ndarray,
+                   box: tuple[int, int, int, int] | None, change: np.ndarray | None) -> None:
+        """add() from the change region as encode_shot holds it (modelspace.ChangeRegions:
+        the tight box and the boolean map inside it; None for a frame without change)."""
+        self.frames += 1
+        region = None if box is None else (tuple(box), change)
+        prev, self._prev = self._prev, (plate, result, region)
+        if region is None:
             return
-        p_box = prev[3] if prev is not None else None
-        win = _window(box, mask.shape, p_box)
-        now_r, change = _small_grey(result, win), _small_change(mask, win)
-        self.seams.append(self._seam(now_r, change))
-        if p_box is not None:
-            self._flicker(prev, plate, now_r, change, win)
+        p_region = prev[2] if prev is not None else None
+        win = _window(region[0], plate.shape[:2], p_region and p_region[0])
+        now_r, small = _small_grey(result, win), _small_change(region, win)
+        self.seams.append(self._seam(now_r, small))
+        if p_region is not None:
+            self._flicker(prev, plate, now_r, small, win)
 
     @staticmethod
     def _seam(grey: np.ndarray, change: np.ndarray) -> float:
@@ -135,10 +154,10 @@ class QCAccumulator:
         return float((mag[band].mean() + FLOOR) / (mag[ring].mean() + FLOOR))
 
     def _flicker(self, prev, plate, now_r, change, win) -> None:
-        p_plate, p_result, p_mask, _ = prev
+        p_plate, p_result, p_region = prev
         before_r = _small_grey(p_result, win)
         now_p, before_p = _small_grey(plate, win), _small_grey(p_plate, win)
-        change = change | _small_change(p_mask, win)
+        change = change | _small_change(p_region, win)
         # The background's motion: the plate's flow, with the object's own motion in the
         # change region replaced by its surroundings' (what a steady fill moves with).
         motion = fill_field(flow.dis_flow(now_p, before_p, "fast"), change)

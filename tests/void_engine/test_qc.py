@@ -99,3 +99,17 @@ def test_frames_without_change_region_and_16bit_plates():
     f16 = run(deep, deep, [disc_mask()] * 3)
     f8 = run(plates, plates, [disc_mask()] * 3)
     assert f16.seam == pytest.approx(f8.seam, rel=1e-6)
+
+
+def test_change_regions_as_encode_shot_holds_them_give_the_same_figures():
+    plates = plate_frames(n=4)
+    masks = [disc_mask(centre=(120 + 10 * t, 120)) for t in range(4)]
+    results = [p.copy() for p in plates]
+    for t, r in enumerate(results):
+        r[masks[t] != qm.KEEP] = 90 + 20 * t
+    by_mask = run(plates, results, masks)
+    acc = QCAccumulator()
+    for p, r, m in zip(plates, results, masks, strict=True):
+        y0, y1, x0, x1 = qm.bounding_box(m)
+        acc.add_change(p, r, (y0, y1, x0, x1), m[y0:y1, x0:x1] != qm.KEEP)
+    assert acc.figures() == by_mask
