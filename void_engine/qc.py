@@ -34,6 +34,7 @@ from void_engine.engines.propagate import fill_field
 QC_SIDE = 320  # long side of the working crop (px)
 RING_FRAC = 0.25  # ring width around the change region, as a fraction of its box's long side
 EDGE_PX = 2  # half width of the edge band, at working scale
+_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # 3 px at working scale
 FLOOR = 0.5  # grey levels added to both sides of a ratio (noise-free plates measure ~0)
 
 
@@ -159,8 +160,10 @@ class QCAccumulator:
         now_p, before_p = _small_grey(plate, win), _small_grey(p_plate, win)
         change = change | _small_change(p_region, win)
         # The background's motion: the plate's flow, with the object's own motion in the
-        # change region replaced by its surroundings' (what a steady fill moves with).
-        motion = fill_field(flow.dis_flow(now_p, before_p, "fast"), change)
+        # change region replaced by its surroundings' (what a steady fill moves with); DIS
+        # spreads the object's motion a little past its edge, hence the grown region.
+        grown = cv2.dilate(change.astype(np.uint8), _GROW).astype(bool)
+        motion = fill_field(flow.dis_flow(now_p, before_p, "fast"), grown)
         valid = ~flow.out_of_frame(motion)
         ring = ~cv2.dilate(change.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         err_r = np.abs(now_r.astype(np.float32) - flow.backward_warp(before_r, motion))

@@ -117,7 +117,7 @@ def score_set(set_dir, size: tuple[int, int], *, with_propagate: bool = True,
             rows.append({"clip": shot.shot_id, "kind": kind, "needs_pass2": positive,
                          "score": score})
         if progress:
-            progress(shot.shot_id, "gate", i + 1, len(shots))
+            progress("gate", "clips scored", i + 1, len(shots))
     return pd.DataFrame(rows)
 
 
