@@ -34,7 +34,7 @@ from void_engine.engines.propagate import fill_field
 QC_SIDE = 320  # long side of the working crop (px)
 RING_FRAC = 0.25  # ring width around the change region, as a fraction of its box's long side
 EDGE_PX = 2  # half width of the edge band, at working scale
-_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # 3 px at working scale
+_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))  # 8 px at working scale
 FLOOR = 0.5  # grey levels added to both sides of a ratio (noise-free plates measure ~0)
 
 
