@@ -27,7 +27,7 @@ def verdict(run: bool, confidence: float = 0.9) -> tuple:
 @pytest.fixture
 def rigid(tmp_path, monkeypatch):
     # gate_clip's high-contrast rigid object scores 4.6 (morphing: 10): these tests need the
-    # measure to say no, so the cut between them; the default (1.3) is calibrated on
+    # measure to say no, so the cut between them; the default (1.32) is calibrated on
     # lower-contrast generated clips (docs/quality.md)
     from void_engine.masks import gate
 
