@@ -15,7 +15,7 @@ from void_engine import quadmask as qm
 from void_engine.engines.base import Engine, register_engine
 from void_engine.eval.generator import TRUTH
 
-SIZE = "128x224"  # the clips are generated at the engine's working size (see below)
+SIZE = "224x128"  # WxH: the clips are generated at the engine's working size (see below)
 
 
 @register_engine("plate-unchanged")

@@ -29,8 +29,9 @@ def register(subparsers) -> None:
     g.add_argument("--clips", type=int, default=8, help="number of clips (default 8)")
     g.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same set")
-    g.add_argument("--sizes", help="clip sizes HxW, comma-separated, used in turn (default "
-                   "384x672,360x640,720x1280,1080x1920)")
+    g.add_argument("--sizes", metavar="WxH,...", help="clip sizes, width x height, "
+                   "comma-separated, used in turn (default 672x384,640x360,1280x720,"
+                   "1920x1080)")
     g.set_defaults(func=run_generate)
 
     r = sub.add_parser("run", help="run an engine over a set and score it")
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
                    help="engine constructor option, repeatable (as for `remove`)")
     r.add_argument("--weights", help="weights folder (engines that take weights)")
     r.add_argument("--passes", choices=("1", "2"), default="1")
-    r.add_argument("--model-size", help="engine working size HxW (default: the engine's)")
+    r.add_argument("--model-size", metavar="WxH", help="engine working size, width x height "
+                   "(default: the engine's)")
     r.add_argument("--label", help="name of this engine/setting in the table "
                    "(default: the engine name)")
     r.add_argument("--keep-results", action="store_true",
@@ -60,8 +62,8 @@ def register(subparsers) -> None:
                        "separates pass-1 results that need pass 2 (rigid vs morphing "
                        "objects synthesized in each clip's change region)")
     c.add_argument("set", help="a folder made by `eval generate`")
-    c.add_argument("--model-size", help="working size HxW the gate sees (default "
-                   "384x672)")
+    c.add_argument("--model-size", metavar="WxH", help="working size the gate sees, width x "
+                   "height (default 672x384)")
     c.add_argument("--out", required=True, help="folder for gate.parquet and the plot")
     c.set_defaults(func=run_gate)
 
@@ -110,13 +112,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _clip_size(text: str) -> tuple[int, int]:
-    """'360x640' -> (360, 640): any height x width (clips need not be model-sized)."""
+    """'640x360' (width x height, like --model-size) -> (360, 640): any size (clips need not
+    be model-sized)."""
     from void_engine.errors import InputError
 
     try:
-        h, w = (int(v) for v in text.strip().lower().split("x"))
+        w, h = (int(v) for v in text.strip().lower().split("x"))
     except ValueError:
-        raise InputError(f"--sizes: {text!r} is not HEIGHTxWIDTH (e.g. 360x640)") from None
+        raise InputError(f"--sizes: {text!r} is not WIDTHxHEIGHT (e.g. 640x360)") from None
     return h, w
 
 

@@ -35,8 +35,7 @@ DEFAULT_SIZES = ((384, 672), (360, 640), (720, 1280), (1080, 1920))
 DEFAULT_CLIPS, DEFAULT_FRAMES, DEFAULT_SEED = 8, 24, 0
 # Lossless RGB H.264 for the plate: the samples' layout wants input_video.mp4, and plain
 # H.264 (yuv420p) would blur colour edges the metrics would then blame on the engine.
-PLATE_CODEC_ARGS = ["-c:v", "libx264rgb", "-crf", "0", "-preset", "veryfast",
-                    "-pix_fmt", "rgb24"]
+PLATE_ENCODER = {"c:v": "libx264rgb", "crf": "0", "preset": "veryfast", "pix_fmt": "rgb24"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def write_clip(spec: SceneSpec, folder: str | Path,
     """Render `spec` and write the clip folder (temp folder, then rename). Returns the
     clip's properties (also in clip.json)."""
     from void_engine.io import open_writer
-    from void_engine.io.video import VideoWriter
+    from void_engine.io.writer import VideoWriter
     from void_engine.quadmask import open_quadmask_writer
 
     folder = Path(folder)
@@ -101,7 +100,7 @@ def write_clip(spec: SceneSpec, folder: str | Path,
     area, affected = [], []
     try:
         plate = VideoWriter(str(tmp / PLATE), "h264", fps=fps, size=size,
-                            extra=PLATE_CODEC_ARGS)
+                            encoder=PLATE_ENCODER)
         try:
             with open_writer(str(tmp / TRUTH), "ffv1", fps=fps, size=size) as truth, \
                     open_quadmask_writer(str(tmp / MASK), fps=fps, size=size) as mask:
