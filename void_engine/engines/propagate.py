@@ -98,9 +98,10 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray,
 class PropagateEngine(Engine):
     name = "propagate"
     frame_rules = FrameRules()  # any length; the model-space padding is de-duplicated
-    description = ("flow-guided propagation of background from other frames + spatial "
-                   "inpainting (CPU, no weights). Appearance-only: does not remove physical "
-                   "interactions (use the 'void' engine for those).")
+    description = ("background from other frames (camera motion + optical flow) into the "
+                   "object and its shadows/reflections, spatial fills for what no frame shows "
+                   "(CPU, no weights). Appearance-only: does not model physical interactions "
+                   "(use the 'void' engine for those).")
 
     def __init__(self, *, flow_preset: str = "medium", hole_dilate_px: int = 3,
                  fb_threshold: float = 1.0, max_distance: int | None = None,
