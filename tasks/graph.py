@@ -182,7 +182,9 @@ def _gate_key(ctx: StageContext) -> KeyParts:
     from void_engine.masks import gate
 
     vlm = ctx.masks_spec.vlm  # the VLM judge can add pass 2 where the measure says no
-    return KeyParts(params={"threshold": ctx.options.gate_threshold, "code": gate.__version__,
+    threshold = ctx.options.gate_threshold  # the effective one: a new default re-decides
+    threshold = gate.DEFAULT_THRESHOLD if threshold is None else threshold
+    return KeyParts(params={"threshold": threshold, "code": gate.__version__,
                             "judge": [vlm.backend, vlm.model] if vlm else None})
 
 

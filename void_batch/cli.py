@@ -15,7 +15,7 @@ import os
 import sys
 
 # Each module defines register(subparsers) and sets `func` on its parser.
-COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report")
+COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report", "eval")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 

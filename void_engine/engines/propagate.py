@@ -1,20 +1,28 @@
-"""`propagate`: flow-guided temporal propagation + spatial inpainting. CPU, no weights.
+"""`propagate`: background propagation from other frames + spatial fills. CPU, no weights.
 
-APPEARANCE-ONLY. It fills the object's pixels with background seen in other frames (and
-inpaints what no frame shows). It does not model physical interactions: objects the removed
-one pushed, carried or knocked over stay as they are, and shadows/reflections outside the
-object's mask remain. The quadmask's AFFECTED (127) region is left as plate unless
-`fill_affected=True`. The VOID engine ("void") is the one that removes interactions.
+APPEARANCE-ONLY. It fills the object's pixels with background seen in other frames, and
+(by default, fill_affected=True) the affected region's too: a shadow or reflection that
+moves with the object is replaced by what the same place looks like in frames where it is
+clean. It does not model physical interactions: what the removed object pushed, carried or
+knocked over is restored only where other frames show it at rest. The VOID engine ("void")
+is the one that removes interactions.
 
 How, per target frame t (on the clip's distinct frames, so ping-pong padding costs nothing):
 1. OpenCV DIS flow between neighbouring frames, both directions. Inside the holes the flow
    follows the object, not the background, so it is replaced there by the surrounding
    background flow (multi-scale normalised convolution).
-2. For each hole pixel, chain the flows frame by frame towards later and earlier frames
-   (nearest frames first). A chain stops where a link fails the forward-backward
-   consistency check or leaves the frame; a pixel is taken from frame s only where s is
-   unmasked there.
-3. Pixels no frame shows are filled by cv2.inpaint (Telea).
+2. The camera's global motion (engines/fill.py): a homography per frame pair fitted to the
+   background's flow, chained. Each hole pixel is taken from the nearest frame where it is
+   clean, through that motion: a still camera copies the very pixel (exact), a pan or zoom
+   resamples it (bicubic). This is what keeps large, slow or static occluders from smearing
+   (the per-pixel chains of step 3 drift and die over long distances).
+3. Pixels step 2 cannot place (pairs whose background is not one plane: parallax, water):
+   chain the flows frame by frame towards later and earlier frames (nearest first). A
+   chain stops where a link fails the forward-backward check or leaves the frame; a pixel
+   is taken from frame s only where s is unmasked there.
+4. Pixels no frame shows clean: in the affected region the plate's own texture, relit to
+   the brightness of its surroundings (undoes most of a soft shadow); in the object's a
+   smooth normalised-convolution fill (`spatial="smooth"`; `"telea"` is cv2.inpaint).
 """
 from __future__ import annotations
 
@@ -31,6 +39,14 @@ from void_engine.engines.base import (
     check_clip,
     register_engine,
 )
+from void_engine.engines.fill import (
+    GlobalMotion,
+    map_points,
+    pair_homography,
+    relight,
+    smooth_fill,
+)
+from void_engine.errors import InputError
 from void_engine.optical_flow import dis_flow
 from void_engine.quadmask import AFFECTED, OVERLAP, REMOVE
 
@@ -82,20 +98,26 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray,
 class PropagateEngine(Engine):
     name = "propagate"
     frame_rules = FrameRules()  # any length; the model-space padding is de-duplicated
-    description = ("flow-guided propagation of background from other frames + spatial "
-                   "inpainting (CPU, no weights). Appearance-only: does not remove physical "
-                   "interactions (use the 'void' engine for those).")
+    description = ("background from other frames (camera motion + optical flow) into the "
+                   "object and its shadows/reflections, spatial fills for what no frame shows "
+                   "(CPU, no weights). Appearance-only: does not model physical interactions "
+                   "(use the 'void' engine for those).")
 
     def __init__(self, *, flow_preset: str = "medium", hole_dilate_px: int = 3,
                  fb_threshold: float = 1.0, max_distance: int | None = None,
-                 fill_affected: bool = False, inpaint_radius: int = 5,
-                 flow_margin_px: int = 8):
+                 fill_affected: bool = True, inpaint_radius: int = 5,
+                 flow_margin_px: int = 8, global_motion: bool = True,
+                 spatial: str = "smooth"):
         self.flow_preset = flow_preset
         self.hole_dilate_px = hole_dilate_px
         self.fb_threshold = fb_threshold
         self.max_distance = max_distance
         self.fill_affected = fill_affected
         self.inpaint_radius = inpaint_radius
+        self.global_motion = global_motion
+        if spatial not in ("smooth", "telea"):
+            raise InputError(f"propagate: spatial must be 'smooth' or 'telea', not {spatial!r}")
+        self.spatial = spatial
         # DIS spreads the object's motion a few pixels past its edge: the flow is replaced
         # in the hole grown by this margin.
         self.flow_margin_px = flow_margin_px
@@ -140,23 +162,78 @@ class PropagateEngine(Engine):
             bwd.append(b)
             ok_fwd.append(self._consistent(f, b))
             ok_bwd.append(self._consistent(b, f))
+        motion = None
+        if self.global_motion:
+            motion = GlobalMotion([pair_homography(fwd[t], ok_fwd[t], flow_holes[t])
+                                   for t in range(n - 1)], (h, w))
         out = frames.copy()
         max_d = n - 1 if self.max_distance is None else min(n - 1, self.max_distance)
         for t in range(n):
             ys, xs = np.nonzero(holes[t])
             if len(ys):
-                values, missing = self._propagate(t, xs, ys, frames, holes, fwd, bwd,
-                                                  ok_fwd, ok_bwd, max_d)
+                values = np.zeros((len(ys), 3), np.float32)
+                missing = np.ones(len(ys), bool)
+                if motion is not None:
+                    self._from_global(t, xs, ys, frames, holes, motion, max_d, values,
+                                      missing)
+                if missing.any():
+                    idx = np.flatnonzero(missing)
+                    v, still = self._propagate(t, xs[idx], ys[idx], frames, holes, fwd, bwd,
+                                               ok_fwd, ok_bwd, max_d)
+                    values[idx[~still]] = v[~still]
+                    missing[idx[~still]] = False
                 target = out[t].astype(np.float32)
                 target[ys, xs] = values
                 frame = np.clip(np.rint(target), 0, 255).astype(np.uint8)
                 if missing.any():
-                    frame = self._inpaint(frame, ys[missing], xs[missing])
+                    frame = self._spatial(frame, frames[t], masks[t], holes[t],
+                                          ys[missing], xs[missing])
                 # Only hole pixels change; everything else stays the input, bit for bit.
                 out[t][ys, xs] = frame[ys, xs]
             if progress:
                 progress(t + 1, n)
         return out
+
+    def _from_global(self, t, xs, ys, frames, holes, motion, max_d, values, missing):
+        """Hole pixels of frame t taken, through the camera's global motion, from the
+        nearest frames where they are clean (fills values/missing in place)."""
+        n, h, w = holes.shape
+        order = sorted((s for s in range(n) if s != t and abs(s - t) <= max_d),
+                       key=lambda s: (abs(s - t), s))
+        for s in order:
+            H = motion.to(t, s)
+            if H is None:
+                continue
+            todo = np.flatnonzero(missing)
+            if not len(todo):
+                break
+            if motion.still:  # the same pixel, exactly
+                px, py = xs[todo].astype(np.float32), ys[todo].astype(np.float32)
+            else:
+                px, py = map_points(H, xs[todo], ys[todo])
+            inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
+            clean = inside & (_sample(holes[s].astype(np.uint8), px, py,
+                                      cv2.INTER_NEAREST) == 0)
+            if clean.any():
+                # cubic: a sub-pixel shift blurs fine texture less than bilinear does
+                interp = cv2.INTER_NEAREST if motion.still else cv2.INTER_CUBIC
+                values[todo[clean]] = _sample(frames[s], px[clean], py[clean], interp)
+                missing[todo[clean]] = False
+
+    def _spatial(self, frame, plate, mask, hole, ys, xs) -> np.ndarray:
+        """Pixels no frame shows clean: affected ones (shadows, reflections) keep the
+        plate's texture relit to their surroundings; the object's get a smooth fill."""
+        todo = np.zeros(hole.shape, bool)
+        todo[ys, xs] = True
+        affected_only = todo & (mask == AFFECTED)
+        if affected_only.any():
+            frame[affected_only] = relight(plate, ~hole, mask == AFFECTED,
+                                           affected_only)[affected_only]
+        rest = todo & ~affected_only
+        if self.spatial == "telea":
+            ry, rx = np.nonzero(rest)
+            return self._inpaint(frame, ry, rx) if len(ry) else frame
+        return smooth_fill(frame, rest) if rest.any() else frame
 
     def _inpaint(self, frame: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Telea inpainting of the pixels no frame showed. Telea's cost grows with the hole's

@@ -39,14 +39,16 @@ class VideoWriter:
     file's first audio stream: duration_s=None copies all of it (re-encoding to AAC only where
     the container cannot hold the codec); otherwise the written frames' span is cut out
     sample-accurately and encoded as AAC. sar: the plate's pixel aspect, carried so the
-    result displays as the plate does.
+    result displays as the plate does. encoder: ffmpeg output options replacing the codec's
+    own (e.g. the eval generator's lossless RGB H.264 plates).
     """
 
     def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
                  dtype=np.uint8, audio: tuple[str, float, float | None] | None = None,
                  audio_codec: str | None = None, crf: int = 16, channels: int = 3,
                  overlay: PlateOverlay | None = None, sar: Fraction | None = None,
-                 timestamps: list[int] | None = None, time_base: Fraction | None = None):
+                 timestamps: list[int] | None = None, time_base: Fraction | None = None,
+                 encoder: dict[str, str] | None = None):
         if codec not in VIDEO_CODECS:
             raise OutputError(f"unknown video codec {codec!r} (have {', '.join(VIDEO_CODECS)})")
         self.path = str(path)
@@ -73,8 +75,8 @@ class VideoWriter:
             cmd = encode_command(
                 self.tmp, codec, pix_fmt=pix_in, size=self.size,
                 frame_size=self.frame_shape[:2], timing=timing, overlay=overlay,
-                encoder=encoder_options(codec, w=w, h=h, dtype=self.dtype, channels=channels,
-                                        crf=crf),
+                encoder=encoder or encoder_options(codec, w=w, h=h, dtype=self.dtype,
+                                                   channels=channels, crf=crf),
                 audio=AudioSource(*audio, codec=audio_codec) if audio else None, sar=sar,
                 progress=self._progress)
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from void_engine.engines.base import FrameRules, RemovalParams, available_engines, create_engine
+from void_engine.errors import InputError
 from void_engine.modelspace import pad_plan
 from void_engine.quadmask import AFFECTED, KEEP, from_binary
 from void_engine.review import psnr
@@ -58,11 +60,18 @@ def test_padded_clip_gives_the_same_frames_as_the_plain_clip():
     assert np.array_equal(padded, plain[plan])
 
 
-def test_affected_region_is_left_alone_unless_asked():
+def test_affected_region_is_filled_unless_told_not_to():
+    # fill_affected is on by default since the engine fills shadows and reflections from the
+    # frames where they are clean; False keeps the old behaviour (affected pixels as plate)
     clip, masks, clean = synthetic_shot(n=6)
     masks = masks.copy()
     masks[:, 100:120, 150:200] = AFFECTED
-    out = create_engine("propagate").remove(clip, masks, "")
-    assert np.array_equal(out[:, 103:117, 153:197], clip[:, 103:117, 153:197])
-    filled = create_engine("propagate", fill_affected=True).remove(clip, masks, "")
+    kept = create_engine("propagate", fill_affected=False).remove(clip, masks, "")
+    assert np.array_equal(kept[:, 103:117, 153:197], clip[:, 103:117, 153:197])
+    filled = create_engine("propagate").remove(clip, masks, "")
     assert not np.array_equal(filled[:, 103:117, 153:197], clip[:, 103:117, 153:197])
+
+
+def test_unknown_spatial_fill_is_refused():
+    with pytest.raises(InputError, match="spatial"):
+        create_engine("propagate", spatial="patchmatch")
