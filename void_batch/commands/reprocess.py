@@ -17,9 +17,12 @@ def register(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     import importlib
 
-    from void_batch.commands._prefect import run_flow, start_local_server_early
+    from void_batch.commands import _signals
 
-    start_local_server_early()
+    _signals.install()  # before anything slow: Ctrl-C/SIGTERM stop the run cleanly
+    from void_batch.commands._prefect import run_flow, start_local_services
+
+    start_local_services(args.ray_address)
     from flows.reprocess import failed_shots, reprocess
 
     for mod in args.plugin:

@@ -14,7 +14,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="stage cache store URI (default ~/.cache/void-batch/store "
                    "or $VOID_BATCH_CACHE)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else "
-                   "start a local Ray)")
+                   "the local Ray head that void-batch starts in the background and keeps "
+                   "running between runs, like the local Prefect server: see `void-batch "
+                   "server`)")
     p.add_argument("--shots", help="comma-separated shot ids to run")
     p.add_argument("--tags", help="comma-separated tags: run shots carrying any of them")
     p.add_argument("--no-review", action="store_true", help="skip review movie/contact sheet")
@@ -49,8 +51,11 @@ def register(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     import importlib
 
+    from void_batch.commands import _signals
+
+    _signals.install()  # before anything slow: Ctrl-C/SIGTERM stop the run cleanly
     from manifests.loader import load_manifest
-    from void_batch.commands._prefect import run_flow, start_local_server_early
+    from void_batch.commands._prefect import run_flow, start_local_services
     from void_engine.errors import InputError
 
     try:
@@ -58,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    start_local_server_early()
+    start_local_services(args.ray_address)
 
     for mod in args.plugin:
         importlib.import_module(mod)
