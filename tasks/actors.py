@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,21 @@ class EngineActor:
     def health(self) -> dict:
         return {"ok": True, "pid": os.getpid(), "calls": self.calls}
 
+    @ray.method(concurrency_group="control")  # answers while a pass runs (`void-batch actors`)
+    def stats(self) -> dict:
+        """Read-only: what `void-batch actors list` shows."""
+        import psutil
+
+        ctx = ray.get_runtime_context()
+        torch = sys.modules.get("torch")  # only if the engine imported it
+        gpu_mem = (torch.cuda.memory_reserved() if torch is not None
+                   and torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+        return {"model_id": self.spec.model_id, "engine": self.spec.name, "calls": self.calls,
+                "pid": os.getpid(), "node_id": ctx.get_node_id(),
+                "node_ip": ray.util.get_node_ip_address(),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "rss_bytes": psutil.Process().memory_info().rss, "gpu_memory_bytes": gpu_mem}
+
     def run_pass(self, which: str, store_uri: str, key: str, decoded_entry, pass1_entry,
                  prompt: str, params: dict) -> Any:
         """Run pass 1 or 2 and commit the result at `key` (a no-op if a retry finds it done)."""
@@ -120,7 +136,9 @@ class EngineActor:
                                                   "actor_pid": os.getpid()})
 
 
-RemoteEngineActor = ray.remote(EngineActor)
+# "control": a second thread for stats(), so listing the actors never waits behind a pass
+# (the passes keep the default group: one at a time per GPU).
+RemoteEngineActor = ray.remote(concurrency_groups={"control": 1})(EngineActor)
 
 _lock = threading.Lock()
 _ray_lock = threading.Lock()

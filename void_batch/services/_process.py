@@ -98,27 +98,36 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop_tree(proc: psutil.Process, timeout: float) -> bool:
-    """SIGTERM `proc` (a service started by spawn_detached) and wait; after `timeout`, SIGKILL
-    it and every process still in its session. True if it had to be killed."""
+def session_members(proc: psutil.Process) -> list[psutil.Process]:
+    """`proc` and every process in its session: a service started by spawn_detached leads
+    its own session, and what it starts (Ray's GCS, raylet, dashboard, workers and the actors
+    of every job) stays in it unless it calls setsid itself."""
     try:
         sid = os.getsid(proc.pid)
     except OSError:
-        return False
-    with contextlib.suppress(psutil.Error):
-        proc.terminate()
-    try:
-        proc.wait(timeout)
-        return False
-    except psutil.TimeoutExpired:
-        pass
+        return []
+    members = [proc]
     for p in psutil.process_iter():
         with contextlib.suppress(psutil.Error, OSError):
-            if os.getsid(p.pid) == sid:
-                p.kill()
-    with contextlib.suppress(psutil.Error):
-        proc.wait(5)
-    return True
+            if p.pid != proc.pid and os.getsid(p.pid) == sid:
+                members.append(p)
+    return members
+
+
+def stop_tree(proc: psutil.Process, timeout: float) -> bool:
+    """Stop a service started by spawn_detached: SIGTERM to it and to every process of its
+    session at once (a `ray start --block` alone takes ~30 s to walk its children down one by
+    one), SIGKILL to whatever is left after `timeout`. True if something had to be killed."""
+    procs = session_members(proc)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, 5)
+    return bool(alive)
 
 
 def alive(proc: psutil.Process) -> bool:

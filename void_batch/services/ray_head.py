@@ -119,9 +119,8 @@ class LocalRayHead:
         _process.wait_for(marker.is_file, timeout, proc, "the local Ray head", self.log_path,
                           interval=0.2)
 
-    def stop(self, timeout: float = 40) -> bool:
-        """Stop the head (its actors and their models with it); True if one was stopped.
-        Ray drains for up to ~30 s on SIGTERM, hence the timeout."""
+    def stop(self, timeout: float = 15) -> bool:
+        """Stop the head (its actors and their models with it); True if one was stopped."""
         with _process.locked(self.lock_path):
             proc = _process.process_of(_process.read_record(self.record_path))
             if proc is not None:
