@@ -50,3 +50,51 @@ def first_run(services_home, tiny_manifest, tmp_path_factory):
             "--plugin", PLUGIN)
     proc = void_batch(*args, env=env)
     return {"args": args, "proc": proc, "out": out / "out", "status": services_status(env)}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API on loopback (moto in server mode), with credentials of its own: what a
+    test puts in the environment of a process (or this one) to reach it."""
+    import secrets
+
+    from moto.server import ThreadedMotoServer
+
+    from testkit.cli import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ACCESS_KEY_ID": "AKIAVOIDBATCHTEST", "AWS_SECRET_ACCESS_KEY":
+           f"secret-{secrets.token_hex(16)}", "AWS_DEFAULT_REGION": "us-east-1",
+           # s3fs (through fsspec's config) and botocore both read these
+           "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    yield env
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch, request):
+    """A fresh bucket; this process's environment points at the S3 server."""
+    import re
+
+    import boto3
+
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    _fresh_s3fs()
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=name)
+    yield name
+    _fresh_s3fs()
+
+
+def _fresh_s3fs() -> None:
+    """fsspec caches filesystem instances (and s3fs its listings): start from the environment."""
+    import fsspec.config
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fsspec.config.conf.clear()
+    fsspec.config.set_conf_env(fsspec.config.conf)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import httpx
 
 from flows.report import read_report
 from testkit.cli import services_status
-from testkit.flows import PLUGIN, REPO
+from testkit.flows import REPO
 
 
 def _prefect(*args: str, env: dict, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -46,18 +47,21 @@ def test_prefect_deploy_from_repo_root_and_a_worker_runs_it(first_run, services_
         assert dep["schedules"][0]["schedule"]["timezone"] == "UTC"
         assert dep["pull_steps"] == [{"void_batch.services.deployment.use_checkout": {}}]
 
+    # propagate: a real engine the worker has without plugins (the flow validates the
+    # manifest's engines before it imports `plugins`)
     params = {"manifest": str(tiny_manifest), "output_root": str(tmp_path / "out"),
-              "cache": str(tmp_path / "cache"), "weights": None, "plugins": [PLUGIN]}
+              "cache": str(tmp_path / "cache"), "weights": None, "engine": "propagate"}
     run = _prefect("deployment", "run", "nightly-batch/nightly", "--params",
                    json.dumps(params), env=env)
-    assert "Created flow run" in run.stdout, run.stdout
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
     worker_env = {**env, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     _prefect("worker", "start", "--pool", "void-batch-cpu", "--run-once", env=worker_env,
              timeout=300)
 
     with httpx.Client(base_url=api, timeout=30) as c:
-        runs = c.post("/flow_runs/filter", json={"deployments": {"id": {"any_": [dep["id"]]}}}
-                      ).json()
-    assert [r["state_type"] for r in runs] == ["COMPLETED"], runs[0]["state"]
+        flow_run = c.get(f"/flow_runs/{run_id}").json()
+        logs = c.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}).json()
+    assert flow_run["deployment_id"] == dep["id"]
+    assert flow_run["state_type"] == "COMPLETED", "\n".join(x["message"] for x in logs)[-3000:]
     rows = read_report(tmp_path / "out")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
