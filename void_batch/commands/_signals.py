@@ -11,7 +11,8 @@ The flow runs in a worker thread and the main thread only waits on it: Python de
 signals to the main thread, and a flow in the main thread gets Prefect's own SIGTERM handler
 installed around it, which turns SIGTERM into a crash of the whole process (exit 134 seen).
 The persistent local Prefect server and Ray head are not stopped: they are meant to outlive
-the command (`void-batch server stop`).
+the command (`void-batch server stop`). After kill -9, which no handler sees, a watchdog
+process (void_batch.services.watchdog) ends what the command started for itself.
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class StopHandler:
 
         for s in (signal.SIGINT, signal.SIGTERM):
             self.previous[s] = signal.signal(s, self._on_signal)
+        if _running_as_program():  # not when a test calls the command in-process
+            from void_batch.services import watchdog
+
+            watchdog.start()
 
     def _on_signal(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
@@ -145,6 +150,12 @@ class StopHandler:
         for s, h in self.previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(s, h)
+
+
+def _running_as_program() -> bool:
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", "")
+    return spec_name == "void_batch.cli" or os.path.basename(sys.argv[0]) == "void-batch"
 
 
 def install() -> StopHandler:

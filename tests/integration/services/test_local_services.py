@@ -44,7 +44,7 @@ def test_next_run_reuses_server_head_and_resident_actor(first_run, services_home
         assert "using the local Prefect server" in proc.stderr
         assert "using the local Ray head" in proc.stderr
         log.write_text(log.read_text() + "--\n")
-        args = (*args[:4], str(tmp_path / "cache2"), *args[5:])
+        args = (*args[:5], str(tmp_path / "cache2"), *args[6:])
     after = services_status(env)
     assert after["prefect"]["pid"] == before["prefect"]["pid"]
     assert after["ray"]["pid"] == before["ray"]["pid"]
@@ -52,9 +52,11 @@ def test_next_run_reuses_server_head_and_resident_actor(first_run, services_home
                      for part in log.read_text().split("--\n")[:2])
     assert first and first == second  # the same resident actor process served both runs
 
-    # Run history: every run of this home so far is on the server, completed.
+    # Run history: every CLI run of this home so far is on the server, completed.
     runs = httpx.post(f"{after['prefect']['api_url']}/flow_runs/filter",
-                      json={"flows": {"name": {"any_": ["nightly-batch"]}}}, timeout=30).json()
+                      json={"flows": {"name": {"any_": ["nightly-batch"]}},
+                            "flow_runs": {"deployment_id": {"is_null_": True}}},
+                      timeout=30).json()
     assert len(runs) >= 3 and {r["state_type"] for r in runs} == {"COMPLETED"}
 
 

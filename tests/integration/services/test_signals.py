@@ -112,6 +112,10 @@ def test_sigkill_leaves_no_process_of_the_command_running(run_dir, tmp_path):
     assert any("uvicorn" in " ".join(p.cmdline()) for p in children)  # its Prefect server
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    left = wait_until(lambda: not still_running(children) or None, 60,
-                      "the killed command's processes to exit")
-    assert left
+    try:
+        wait_until(lambda: not still_running(children), 60,
+                   "the killed command's processes to exit")
+    except AssertionError:
+        left = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in still_running(children)]
+        raise AssertionError("still running after kill -9 of the command:\n" +
+                             "\n".join(left)) from None
