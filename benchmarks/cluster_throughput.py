@@ -82,7 +82,6 @@ def measure(n_actors: int, n_shots: int, cost: float, api_url: str) -> dict:
         cluster.start_head(num_cpus=2, num_gpus=head_gpus)
         if n_actors > 1:
             cluster.add_worker("worker", num_cpus=2, num_gpus=n_actors - head_gpus)
-            cluster.wait_nodes(2)
         env = {**cluster.env, "PREFECT_API_URL": api_url}
         out = subprocess.run([sys.executable, __file__, "--one", str(n_actors), "--shots",
                               str(n_shots), "--cost", str(cost), "--address", cluster.address],

@@ -39,24 +39,17 @@ class RayCluster:
                              "--include-dashboard=false"], num_cpus, num_gpus)
         wait_until(lambda: (self.temp_dir / "ray_current_cluster").is_file(), 120, "ray head")
 
-    def add_worker(self, name: str, num_cpus: int, num_gpus: int) -> None:
+    def add_worker(self, name: str, num_cpus: int, num_gpus: int, wait: bool = True) -> None:
         self._start(name, [f"--address={self.address}"], num_cpus, num_gpus)
+        if wait:  # `ray start` says so once its raylet has joined the cluster
+            log = self.root / f"{name}.log"
+            wait_until(lambda: "Ray runtime started" in log.read_text(errors="replace"), 120,
+                       f"ray node {name}", interval=0.2)
 
     def _start(self, name: str, args: list[str], num_cpus: int, num_gpus: int) -> None:
         cmd = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
                f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}", *args]
         self.nodes[name] = _process.spawn_detached(cmd, self.env, self.root / f"{name}.log")
-
-    def alive_nodes(self) -> int:
-        out = subprocess.run([sys.executable, "-c", (
-            f"import ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")],
-            env=self.env, capture_output=True, text=True, timeout=120)
-        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else -1
-
-    def wait_nodes(self, n: int, timeout: float = 120) -> None:
-        wait_until(lambda: self.alive_nodes() == n, timeout, f"{n} live Ray nodes",
-                   interval=0.5)
 
     def node_of(self, pid: int) -> str | None:
         """The node whose session a process (e.g. an actor's worker) belongs to."""
@@ -74,5 +67,5 @@ class RayCluster:
 
     def stop(self) -> None:
         for name in reversed(list(self.nodes)):
-            _process.stop_tree(self.nodes[name], 15)
+            _process.stop_tree(self.nodes[name], 5)
         subprocess.run(["rm", "-rf", str(self.temp_dir)], check=False)

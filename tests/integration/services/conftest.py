@@ -41,6 +41,18 @@ def tiny_manifest(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def propagate_manifest(tiny_manifest):
+    """The same shots for the `propagate` engine: what a worker without the test plugin runs
+    (the flow checks the manifest's engine column before it imports `plugins`)."""
+    import pyarrow.parquet as pq
+
+    rows = [{**r, "engine": "propagate"} for r in pq.read_table(tiny_manifest).to_pylist()]
+    manifest = tiny_manifest.with_name("m-propagate.parquet")
+    write_manifest(rows, manifest)
+    return manifest
+
+
+@pytest.fixture(scope="session")
 def first_run(services_home, tiny_manifest, tmp_path_factory):
     """The first `void-batch run` of a fresh Prefect home: it starts both services."""
     home, env = services_home

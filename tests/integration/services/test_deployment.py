@@ -26,7 +26,7 @@ def _prefect(*args: str, env: dict, timeout: float = 180) -> subprocess.Complete
 
 
 def test_prefect_deploy_from_repo_root_and_a_worker_runs_it(first_run, services_home,
-                                                           tiny_manifest, tmp_path):
+                                                           propagate_manifest, tmp_path):
     _, env = services_home
     status = services_status(env)
     api = status["prefect"]["api_url"]
@@ -47,10 +47,8 @@ def test_prefect_deploy_from_repo_root_and_a_worker_runs_it(first_run, services_
         assert dep["schedules"][0]["schedule"]["timezone"] == "UTC"
         assert dep["pull_steps"] == [{"void_batch.services.deployment.use_checkout": {}}]
 
-    # propagate: a real engine the worker has without plugins (the flow validates the
-    # manifest's engines before it imports `plugins`)
-    params = {"manifest": str(tiny_manifest), "output_root": str(tmp_path / "out"),
-              "cache": str(tmp_path / "cache"), "weights": None, "engine": "propagate"}
+    params = {"manifest": str(propagate_manifest), "output_root": str(tmp_path / "out"),
+              "cache": str(tmp_path / "cache"), "weights": None}
     run = _prefect("deployment", "run", "nightly-batch/nightly", "--params",
                    json.dumps(params), env=env)
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)

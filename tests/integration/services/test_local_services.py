@@ -38,7 +38,8 @@ def test_next_run_reuses_server_head_and_resident_actor(first_run, services_home
     log = tmp_path / "engine.log"
     before = services_status(env)
     args = ("run", str(tiny_manifest), "--out", str(tmp_path / "out"), "--cache",
-            str(tmp_path / "cache"), "--plugin", "testkit.engines", "--engine-opt", f"log={log}")
+            str(tmp_path / "cache"), "--plugin", "testkit.engines", "--engine-opt", f"log={log}",
+            "--shots", "shot00")
     for _ in range(2):  # the second run's engine calls go to the actor the first one loaded
         proc = void_batch(*args, env=env)
         assert "using the local Prefect server" in proc.stderr
@@ -71,7 +72,7 @@ def test_configured_server_and_cluster_are_used_instead(first_run, services_home
                     RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=running["ray"]["token_path"])
     proc = void_batch("run", str(tiny_manifest), "--out", str(tmp_path / "out"), "--cache",
                       str(tmp_path / "cache"), "--plugin", "testkit.engines",
-                      "--ray-address", running["ray"]["address"], env=other)
+                      "--ray-address", running["ray"]["address"], "--shots", "shot01", env=other)
     assert f"Prefect API: {running['prefect']['api_url']}" in proc.stderr
     status = services_status(other)
     assert not status["prefect"]["running"] and not status["ray"]["running"]

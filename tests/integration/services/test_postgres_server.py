@@ -60,7 +60,7 @@ def postgres():
 
 
 def test_prefect_server_on_postgres_runs_a_batch(postgres, first_run, services_home,
-                                                 tiny_manifest, tmp_path):
+                                                 propagate_manifest, tmp_path):
     _, env = services_home
     head = services_status(env)["ray"]
     port = free_port()
@@ -87,9 +87,9 @@ def test_prefect_server_on_postgres_runs_a_batch(postgres, first_run, services_h
                       "RAY_AUTH_TOKEN_PATH": head["token_path"],
                       "PREFECT_HOME": str(tmp_path / "client-home")}
         out = tmp_path / "out"
-        proc = void_batch("run", str(tiny_manifest), "--out", str(out), "--cache",
-                          str(tmp_path / "cache"), "--engine", "propagate", "--ray-address",
-                          head["address"], env=client_env)
+        proc = void_batch("run", str(propagate_manifest), "--out", str(out), "--cache",
+                          str(tmp_path / "cache"), "--ray-address", head["address"],
+                          env=client_env)
         assert f"Prefect API: {api}" in proc.stderr
         assert {r["status"] for r in read_report(out)} == {"ok"}
         runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).json()

@@ -24,7 +24,7 @@ from testkit.cli import (
 )
 from testkit.flows import PLUGIN, REPO
 
-GRACE_S = 8  # VOID_BATCH_STOP_GRACE_S for these runs
+GRACE_S = 5  # VOID_BATCH_STOP_GRACE_S for these runs
 DELAY_S = 3  # seconds per engine pass: 4 shots take >= 12 s, signals land mid-run
 
 # The flows stop submitting and write the report of what finished once they poll

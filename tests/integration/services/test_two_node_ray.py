@@ -25,7 +25,6 @@ def cluster(tmp_path, s3_server, services_home):
     try:
         c.start_head(num_cpus=2, num_gpus=1)
         c.add_worker("worker-1", num_cpus=2, num_gpus=1)
-        c.wait_nodes(2)
         yield c
     finally:
         c.stop()
@@ -59,7 +58,7 @@ def test_shots_spread_over_two_nodes_survive_losing_one(cluster, s3_bucket, firs
     wait_until(busy_on_both_nodes, 240, "engine calls on both nodes")
     lost = {pid for _, pid in calls() if cluster.node_of(pid) == "worker-1"}
     cluster.kill_node("worker-1")
-    cluster.add_worker("worker-2", num_cpus=2, num_gpus=1)  # the replacement node
+    cluster.add_worker("worker-2", num_cpus=2, num_gpus=1, wait=False)  # the replacement
     rc = proc.wait(300)
     log = (tmp_path / "cli.log").read_text()
     assert rc == 0, log[-3000:]
