@@ -106,7 +106,6 @@ class EngineActor:
                    and torch.cuda.is_available() and torch.cuda.is_initialized() else None)
         return {"model_id": self.spec.model_id, "engine": self.spec.name, "calls": self.calls,
                 "pid": os.getpid(), "node_id": ctx.get_node_id(),
-                "node_ip": ray.util.get_node_ip_address(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "rss_bytes": psutil.Process().memory_info().rss, "gpu_memory_bytes": gpu_mem}
 

@@ -74,6 +74,7 @@ def _engine_actors() -> list[dict]:
 def _with_stats(actors: list[dict]) -> list[dict]:
     import ray
 
+    addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
     refs = {}
     for a in actors:
         with contextlib.suppress(ValueError, AttributeError):
@@ -88,6 +89,8 @@ def _with_stats(actors: list[dict]) -> list[dict]:
             a.update(ray.get(ref))
         except Exception as exc:  # an actor of an older build without stats()
             a["stats_error"] = type(exc).__name__
+    for a in actors:
+        a["node"] = addresses.get(a.get("node_id"))
     return actors
 
 
@@ -105,7 +108,7 @@ def _list(as_json: bool) -> int:
         return 0
     print(f"{'actor':48} {'node':15} {'gpu':4} {'calls':>6} {'rss':>10} {'gpu mem':>10}")
     for a in sorted(actors, key=lambda a: a["name"]):
-        print(f"{a['name']:48} {a.get('node_ip') or (a.get('node_id') or '-')[:12]:15} "
+        print(f"{a['name']:48} {a.get('node') or (a.get('node_id') or '-')[:12]:15} "
               f"{','.join(a.get('gpu_ids') or []) or '-':4} {a.get('calls', '-'):>6} "
               f"{_mb(a.get('rss_bytes')):>10} {_mb(a.get('gpu_memory_bytes')):>10}"
               + (f"  ({a['stats_error']})" if a.get("stats_error") else ""))

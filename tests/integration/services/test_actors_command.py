@@ -16,7 +16,7 @@ def test_list_shows_the_resident_actor_and_evict_unloads_it(first_run, services_
         "-gpu0")
     assert actor["engine"] == "test-twopass" and actor["model_id"] in actor["name"]
     assert actor["calls"] == 4  # the first run: 4 shots, one pass each
-    assert actor["gpu_ids"] == ["0"] and actor["node_ip"] == "127.0.0.1"
+    assert actor["gpu_ids"] == ["0"] and actor["node"] == "127.0.0.1"  # the head's address
     assert actor["rss_bytes"] > 10 * 2**20 and actor["pid"] > 0
 
     table = void_batch("actors", "list", env=env).stdout
