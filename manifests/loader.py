@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from manifests.schema import REQUIRED, SCHEMA, ShotRow, row_to_record
 from void_engine.errors import InputError
+from void_engine.io.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -154,14 +155,8 @@ def write_manifest(rows: Iterable[ShotRow | dict], out: str | os.PathLike) -> st
                {f.name: r.get(f.name) for f in SCHEMA} for r in rows]
     table = pa.Table.from_pylist(records, schema=SCHEMA)
     out = str(out)
-    if is_remote(out):
-        with fsspec.open(out, "wb") as f:
-            pq.write_table(table, f)
-        return out
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out).with_name(f".{Path(out).name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out)
+    with atomic_path(out, what="manifest") as tmp:  # local or fsspec URI
+        pq.write_table(table, tmp)
     return out
 
 

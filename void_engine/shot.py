@@ -8,12 +8,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
+from void_engine.io.atomic import save_npy, write_json
+
+__all__ = ["CompositeParams", "DecodedShot", "EncodedShot", "ModelSpaceMap", "fps_of",
+           "save_npy", "write_json"]
 
 
 @dataclass
@@ -44,6 +46,9 @@ class DecodedShot:
     # records from before they existed, and then encode_shot decodes the quadmask again.
     regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
     matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
+    # What was done about side data that shapes the displayed picture (rotation, pixel
+    # aspect, variable frame rate), in a few words for the report; "" when nothing was.
+    display_note: str = ""
 
     def beside(self, name: str) -> str:
         """Path of a file decode_shot wrote next to mask_path."""
@@ -81,7 +86,8 @@ class EncodedShot:
     frames: int = 0
     fps: float = 0.0
     size: tuple[int, int] = (0, 0)  # (height, width)
-    fps_rational: str = ""  # exact output rate, e.g. "24000/1001"
+    fps_rational: str = ""  # exact output rate, e.g. "24000/1001" (the average when variable)
+    display_note: str = ""  # as DecodedShot.display_note, for what encode_shot wrote
 
     def to_json(self, path: str | Path) -> str:
         return write_json(path, dataclasses.asdict(self))
@@ -98,30 +104,3 @@ def fps_of(m: ModelSpaceMap) -> Fraction:
     if m.plate_fps_rational:
         return Fraction(m.plate_fps_rational)
     return Fraction(m.plate_fps).limit_denominator(100000)
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> str:
-    """np.save to a temp name beside `path`, then rename; returns the path."""
-    from void_engine.io.uri import make_public
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        make_public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return str(path)
-
-
-def write_json(path: str | Path, payload: dict) -> str:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=list))
-    tmp.replace(path)
-    return str(path)

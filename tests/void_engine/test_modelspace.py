@@ -278,7 +278,7 @@ def test_bounding_box_is_the_box_of_non_keep_pixels():
 def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_pass(tmp_path):
     """The per-frame work stays inside the box of non-KEEP levels; the histogram and the
     quantized frame must equal a whole-frame count and quantize."""
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     _, _, masks = _plate_and_masks(tmp_path)
     lossy = _lossy_x264_mask(tmp_path / "lossy.mp4", masks)
@@ -298,7 +298,7 @@ def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, p
                                                                       full_range):
     """8-bit YUV/grey masks are read as their stored Y plane plus ffmpeg's own range map;
     the levels must be exactly what ffmpeg's grey conversion gives, ramp levels included."""
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     _, _, masks = _plate_and_masks(tmp_path)
     ramp = np.tile(np.arange(256, dtype=np.uint8), (72 * 120) // 256 + 1)[:72 * 120]
@@ -309,23 +309,23 @@ def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, p
                     *(["-color_range", "pc"] if full_range else []), "-c:v", "rawvideo",
                     path], input=b"".join(f.tobytes() for f in frames), check=True)
     info = io.probe(path, what="quadmask")
-    assert mio._luma_route(info, None)[0]
+    assert mio.luma_route(info, None)[0]
     grey = list(io.read_video(path, channels=1))
     for g, (q, hist, _) in zip(grey[:-1], mio.quantized_frames(info, first=0, count=6,
                                                               size=None), strict=False):
         assert np.array_equal(hist, np.bincount(g.ravel(), minlength=256))
         assert np.array_equal(q, qm.quantize(g))
     plane = next(io.read_video(path, first=6, count=1, channels=1, luma_plane=True))
-    lut = mio._luma_route(info, None)[1]
+    lut = mio.luma_route(info, None)[1]
     assert np.array_equal(plane if lut is None else lut[plane], grey[-1])
 
 
 def test_quantized_frames_of_the_lime_mask_match_ffmpegs_grey_decode(samples_dir):
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     path = str(samples_dir / "lime" / "quadmask_0.mp4")
     info = io.probe(path, what="quadmask")
-    assert mio._luma_route(info, None) != (False, None)  # the fast route is taken
+    assert mio.luma_route(info, None) != (False, None)  # the fast route is taken
     for g, (q, hist, _) in zip(io.read_video(path, count=4, channels=1),
                                mio.quantized_frames(info, first=0, count=4, size=None),
                                strict=True):

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from void_engine.config import DEFAULT_MODEL_SIZE, parse_size
 from void_engine.errors import InputError, OutputError, VoidError
-
-CODEC_BY_EXT = {".mp4": "h264", ".mov": "prores", ".mkv": "ffv1"}
-CODECS = ("h264", "prores", "ffv1", "png", "exr")
+from void_engine.io.codecs import ALL_CODECS as CODECS
+from void_engine.io.codecs import CODEC_BY_EXT
 
 
 def register(subparsers) -> None:

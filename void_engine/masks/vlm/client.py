@@ -176,9 +176,8 @@ def _cache_put(cfg: VlmConfig, key: str, result: AskResult) -> None:
     path = _cache_path(cfg, key)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"backend": cfg.backend, "model": cfg.model,
-                               "prompt_version": PROMPT_VERSION, "raw_text": result.raw_text,
-                               "attempts": result.attempts}, indent=1))
-    tmp.replace(path)
+    from void_engine.io.atomic import write_json
+
+    write_json(path, {"backend": cfg.backend, "model": cfg.model,
+                      "prompt_version": PROMPT_VERSION, "raw_text": result.raw_text,
+                      "attempts": result.attempts}, what="VLM cache entry", indent=1)
