@@ -17,6 +17,7 @@ process (void_batch.services.watchdog) ends what the command started for itself.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sys
@@ -82,7 +83,11 @@ class StopHandler:
             except BaseException as exc:  # handed to the main thread below
                 box["error"] = exc
 
-        t = threading.Thread(target=target, name="void-batch-flow", daemon=True)
+        # In the caller's context: Prefect keeps its settings (e.g. a test harness's API URL)
+        # in context variables, which a new thread would not see.
+        ctx = contextvars.copy_context()
+        t = threading.Thread(target=ctx.run, args=(target,), name="void-batch-flow",
+                             daemon=True)
         t.start()
         while t.is_alive():
             t.join(0.2)
