@@ -74,7 +74,7 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
                           mask_first_frame=mask_first, plate_depth=plate.depth,
                           regions_file=_REGIONS, matte_file=_MATTE,
                           display_note="; ".join(plate.display_notes()))
-    decoded.to_json(workdir / "decoded.json")
+    decoded.to_json(workdir / DecodedShot.JSON)
     return decoded
 
 

@@ -84,9 +84,14 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
     pick = first_occurrence(m.frame_indices, n)  # drops the ping-pong padding
     blend = {"dilate_px": composite.dilate_px, "feather_px": composite.feather_px,
              "upscale": composite.upscale}
-    # decode_shot stored the change regions and the matte: the 4K mask is not decoded again.
-    stored = bool(decoded.regions_file and decoded.matte_file) and all(
-        os.path.exists(decoded.beside(f)) for f in (decoded.regions_file, decoded.matte_file))
+    # decode_shot stores the change regions and the matte beside its record: the 4K mask is
+    # never decoded twice.
+    missing = [f"{what} ({f})" if f else what
+               for f, what in ((decoded.regions_file, "change regions"),
+                               (decoded.matte_file, "matte"))
+               if not f or not os.path.exists(decoded.beside(f))]
+    if missing:
+        raise InputError(f"the decode record lacks {', '.join(missing)}: decode the shot again")
     with contextlib.ExitStack() as stack:
         plate_path = stack.enter_context(local_input(decoded.plate_uri, "plate"))
         plate = probe(plate_path, what="plate", fps=fps)
@@ -98,14 +103,12 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
         if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
             audio = (plate_path, *_audio_span(plate, m.first_frame, n))
         out_dtype = _output_dtype(codec, plate.dtype)
-        regions = overlay = None
-        if stored:
-            regions = ChangeRegions(decoded.beside(decoded.regions_file))
-            stack.callback(regions.close)
-            if len(regions) != n or regions.plate_size != plate.size:
-                raise InputError(f"change regions in {decoded.regions_file} do not match "
-                                 "the plate")
-        if (regions is not None and "review" not in outputs and plate.kind == "video"
+        overlay = None
+        regions = ChangeRegions(decoded.beside(decoded.regions_file))
+        stack.callback(regions.close)
+        if len(regions) != n or regions.plate_size != plate.size:
+            raise InputError(f"change regions in {decoded.regions_file} do not match the plate")
+        if ("review" not in outputs and plate.kind == "video"
                 and out_dtype == np.uint8 and plate.depth == 8 and codec in VIDEO_CODECS):
             # Composite inside the encoder: only the region's patches cross a pipe.
             union = regions.union(composite.dilate_px + composite.feather_px + 2)
@@ -131,8 +134,7 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
                                         writer, out_dtype, stack, progress, slate, timing)
         if done != n:
             raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
-    if stored:
-        copy_file(decoded.beside(decoded.matte_file), outputs["matte"], what="matte")
+    copy_file(decoded.beside(decoded.matte_file), outputs["matte"], what="matte")
     return done, notes
 
 
@@ -175,50 +177,35 @@ def _audio_span(plate, first: int, n: int) -> tuple[float, float | None]:
 def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, writer,
                          out_dtype, stack, progress, slate, timing) -> int:
     """Composite each full plate frame here (any depth, any codec, review media); the plate
-    is read a couple of frames ahead on a thread. Without stored regions the quadmask is
-    decoded again and the matte written alongside."""
+    is read a couple of frames ahead on a thread."""
     import itertools
 
-    from void_engine.io import Prefetch, local_input, probe, read_frames
-    from void_engine.io.maskfile import open_quadmask_writer, read_quadmask
-    from void_engine.modelspace import composite_frame, composite_region
+    from void_engine.io import Prefetch, read_frames
+    from void_engine.io.maskfile import read_quadmask
+    from void_engine.modelspace import composite_region
     from void_engine.review import ReviewWriter
 
     m = decoded.mapping
     n, fps = m.num_frames, fps_of(m)
-    reviewer = matte = None
+    reviewer = None
     if "review" in outputs:
         reviewer = stack.enter_context(ReviewWriter(
             outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps, frames=n,
             first_frame=m.first_frame, sar=plate.sar, timing=timing, **slate))
-    if regions is not None:
-        # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
-        masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
-                               size=(reviewer.col_h, reviewer.col_w))
-                 if reviewer else itertools.repeat(None))
-    else:
-        mask_path = stack.enter_context(local_input(decoded.quadmask_uri, "quadmask"))
-        minfo = probe(mask_path, what="quadmask")
-        masks = read_quadmask(mask_path, first=decoded.mask_first_frame, count=n,
-                              size=None if minfo.size == plate.size else plate.size,
-                              strict=False)
-        matte = stack.enter_context(open_quadmask_writer(outputs["matte"], fps=fps,
-                                                         size=plate.size, **timing))
+    # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
+    masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
+                           size=(reviewer.col_h, reviewer.col_w))
+             if reviewer else itertools.repeat(None))
     frames = stack.enter_context(Prefetch(read_frames(plate, first=m.first_frame, count=n,
                                                       threads=2), depth=2))
     done = 0
     for j, (frame, mask) in enumerate(zip(frames, masks, strict=False)):
         plate_frame = frame.copy() if reviewer else frame
-        if regions is not None:
-            out = frame if frame.flags.writeable else frame.copy()
-            region = regions[j]
-            if region is not None:
-                composite_region(out, *region, result[pick[j]], **blend)
-        else:
-            out = composite_frame(frame, mask, result[pick[j]], **blend)
+        out = frame if frame.flags.writeable else frame.copy()
+        region = regions[j]
+        if region is not None:
+            composite_region(out, *region, result[pick[j]], **blend)
         writer.write(_convert(out, out_dtype))
-        if matte is not None:
-            matte.write(mask)
         if reviewer:
             reviewer.add(j, plate_frame, mask, out)
         done = j + 1

@@ -2,6 +2,10 @@
 found (DecodedShot, with the ModelSpaceMap to undo the model-space mapping), how to composite
 (CompositeParams) and what encode_shot wrote (EncodedShot). JSON-serialisable, so they cross
 process boundaries as paths; every file is written to a temporary name, then renamed.
+
+A record owns its folder: the files it names that lie beside its JSON are stored by name,
+relative to the JSON, and made absolute again when it is read, so a folder of records can be
+moved (a cache entry committed by rename, a download mirror) and read where it lands.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ class ModelSpaceMap:
 
 @dataclass
 class DecodedShot:
+    JSON = "decoded.json"  # the record's own file name in its folder (decode_shot's workdir)
+
     shot_id: str
     plate_uri: str
     quadmask_uri: str
@@ -42,8 +48,7 @@ class DecodedShot:
     mask_histogram: dict[int, int] = field(default_factory=dict)  # at plate resolution
     mask_first_frame: int = 0  # first quadmask frame used (the mask may cover only the range)
     plate_depth: int = 8  # 8/16 (integer) or 32 (float EXR): the dtype plate frames decode to
-    # Files beside mask_path (names, so the record survives its folder being moved); empty in
-    # records from before they existed, and then encode_shot decodes the quadmask again.
+    # Files beside mask_path (names, so the record survives its folder being moved).
     regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
     matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
     # What was done about side data that shapes the displayed picture (rotation, pixel
@@ -55,11 +60,12 @@ class DecodedShot:
         return os.path.join(os.path.dirname(self.mask_path), name)
 
     def to_json(self, path: str | Path) -> str:
-        return write_json(path, dataclasses.asdict(self))
+        d = _relative(dataclasses.asdict(self), path, ("clip_path", "mask_path"))
+        return write_json(path, d)
 
     @classmethod
     def from_json(cls, path: str | Path) -> DecodedShot:
-        d = json.loads(Path(path).read_text())
+        d = _absolute(json.loads(Path(path).read_text()), path, ("clip_path", "mask_path"))
         m = d.pop("mapping")
         m["plate_size"] = tuple(m["plate_size"])
         m["model_size"] = tuple(m["model_size"])
@@ -78,6 +84,9 @@ class CompositeParams:
 
 @dataclass
 class EncodedShot:
+    JSON = "encoded.json"
+    FILES = ("result_uri", "matte_uri", "review_movie_uri", "contact_sheet_uri")
+
     shot_id: str
     result_uri: str
     matte_uri: str  # the quadmask at plate size, lossless
@@ -90,13 +99,38 @@ class EncodedShot:
     display_note: str = ""  # as DecodedShot.display_note, for what encode_shot wrote
 
     def to_json(self, path: str | Path) -> str:
-        return write_json(path, dataclasses.asdict(self))
+        return write_json(path, _relative(dataclasses.asdict(self), path, self.FILES))
 
     @classmethod
     def from_json(cls, path: str | Path) -> EncodedShot:
-        d = json.loads(Path(path).read_text())
+        d = _absolute(json.loads(Path(path).read_text()), path, cls.FILES)
         d["size"] = tuple(d["size"])
         return cls(**d)
+
+    def files(self) -> dict[str, str]:
+        """The deliverables written: field name -> path."""
+        return {k: getattr(self, k) for k in self.FILES if getattr(self, k)}
+
+
+def _relative(d: dict, json_path: str | Path, keys: tuple[str, ...]) -> dict:
+    """Paths in `keys` that lie inside the JSON's folder, as names relative to it."""
+    folder = os.path.dirname(os.path.abspath(json_path))
+    for k in keys:
+        v = d.get(k)
+        if v and "://" not in v and os.path.isabs(v):
+            rel = os.path.relpath(v, folder)
+            if not rel.startswith(".."):
+                d[k] = rel
+    return d
+
+
+def _absolute(d: dict, json_path: str | Path, keys: tuple[str, ...]) -> dict:
+    folder = os.path.dirname(os.path.abspath(json_path))
+    for k in keys:
+        v = d.get(k)
+        if v and "://" not in v and not os.path.isabs(v):
+            d[k] = os.path.join(folder, v)
+    return d
 
 
 def fps_of(m: ModelSpaceMap) -> Fraction:

@@ -2,7 +2,6 @@
 plate, and the decode/encode stages end to end with an identity engine."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 from fractions import Fraction
@@ -13,6 +12,7 @@ import pytest
 from void_engine import io, stages
 from void_engine import quadmask as qm
 from void_engine.engines.base import FrameRules
+from void_engine.errors import InputError
 from void_engine.modelspace import (
     blend_alpha,
     composite_frame,
@@ -202,22 +202,14 @@ def test_lossless_mask_is_decoded_once_and_its_matte_is_a_stream_copy(tmp_path):
     assert enc2.review_movie_uri and os.path.isfile(enc2.review_movie_uri)
 
 
-def test_encode_of_a_record_without_stored_regions_decodes_the_mask(tmp_path):
+def test_encode_refuses_a_record_without_its_change_regions(tmp_path):
     plate, frames, masks = _plate_and_masks(tmp_path)
     mask = qm.write_quadmask(str(tmp_path / "mask.mkv"), masks, fps=12)
     dec = stages.decode_shot(plate, mask, tmp_path / "work", shot_id="s", model_size=(32, 48))
-    new = stages.encode_shot(dec, dec.clip_path, tmp_path / "new", codec="ffv1", review=False)
-    old = dataclasses.replace(dec, regions_file="", matte_file="")  # a record from before
-    legacy = stages.encode_shot(old, dec.clip_path, tmp_path / "old", codec="ffv1",
-                                review=False)
-    a = list(io.read_frames(io.probe(new.result_uri)))
-    b = list(io.read_frames(io.probe(legacy.result_uri)))
-    for x, y, out, f in zip(a, b, _outside(masks, 8 + 8 + 1), frames, strict=False):
-        assert np.array_equal(x[out], f[out]) and np.array_equal(y[out], f[out])
-        assert np.abs(x.astype(int) - y).max() <= 2
-    for path in (new.matte_uri, legacy.matte_uri):
-        back = qm.read_quadmask(path)
-        assert all(np.array_equal(m, r) for m, r in zip(masks, back, strict=True))
+    os.remove(dec.beside(dec.regions_file))
+    with pytest.raises(InputError, match="shot s: the decode record lacks change regions"):
+        stages.encode_shot(dec, dec.clip_path, tmp_path / "out", codec="ffv1", review=False)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
 def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):

@@ -133,7 +133,8 @@ class StopHandler:
                             any_=[StateType.RUNNING])),
                         start_time=FlowRunFilterStartTime(after_=since)))
                 for run in runs:  # this command's run: same output root, started after it
-                    if (run.parameters or {}).get("output_root") == output_root:
+                    params = run.parameters or {}
+                    if (params.get("options") or params).get("output_root") == output_root:
                         client.set_flow_run_state(
                             run.id, Crashed(message=f"void-batch: {why}"), force=True)
 

@@ -8,14 +8,15 @@ import os
 import sys
 
 HELP = """\
-Engine actors keep a model loaded on each GPU between runs (named void-engine-<model id>-gpu<i>,
-Ray namespace "void-batch"). `list` shows where each one runs, its GPU, model, the calls it
-served and its memory; `evict` unloads them (all, one model, or named actors), freeing the
-GPU. The next run that needs a model loads it again. Cluster: --ray-address or RAY_ADDRESS
-(with RAY_AUTH_MODE=token and the cluster's token); default: the local Ray head."""
+Resident actors keep models loaded between runs: an engine actor per GPU (named
+void-engine-<model id>-gpu<i>) and the masks actors (void-masks-<model id>-<i>), Ray namespace
+"void-batch". `list` shows where each one runs, its GPU, model, the calls it served, its model
+load time and memory; `evict` unloads them (all, one model, or named actors), freeing their
+GPU share. The next run that needs a model loads it again. Cluster: --ray-address or
+RAY_ADDRESS (with RAY_AUTH_MODE=token and the cluster's token); default: the local Ray head."""
 NAMESPACE = "void-batch"
-PREFIX = "void-engine-"
-STATS_TIMEOUT_S = 10.0
+PREFIXES = ("void-engine-", "void-masks-")
+STATS_TIMEOUT_S = 5.0  # an actor busy with a stage answers after it: shown as busy
 
 
 def register(sub) -> None:
@@ -64,14 +65,16 @@ def _engine_actors() -> list[dict]:
                             detail=True, raise_on_missing_output=False)
         return [{"name": a.name, "state": a.state, "node_id": a.node_id, "pid": a.pid,
                  "restarts": getattr(a, "num_restarts", None)}
-                for a in found if (a.name or "").startswith(PREFIX)]
+                for a in found if (a.name or "").startswith(PREFIXES)]
     except Exception:  # no dashboard on this cluster: names only
         return [{"name": a["name"], "state": "ALIVE"}
                 for a in ray.util.list_named_actors(all_namespaces=True)
-                if a["namespace"] == NAMESPACE and a["name"].startswith(PREFIX)]
+                if a["namespace"] == NAMESPACE and a["name"].startswith(PREFIXES)]
 
 
 def _with_stats(actors: list[dict]) -> list[dict]:
+    """Each actor's own stats() (tasks.actors.ResidentActor), asked of all at once; an actor
+    running a stage answers only after it, so one that does not answer in time is `busy`."""
     import ray
 
     addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
@@ -83,19 +86,18 @@ def _with_stats(actors: list[dict]) -> list[dict]:
     for a in actors:
         ref = refs.get(a["name"])
         if ref is None or ref not in ready:
-            a["stats_error"] = "no answer"
+            a["stats_error"] = "busy"
             continue
         try:
-            a.update(ray.get(ref))
-        except Exception as exc:  # an actor of an older build without stats()
+            stats = ray.get(ref)
+        except Exception as exc:  # e.g. an actor of an older build
             a["stats_error"] = type(exc).__name__
+            continue
+        a["node_id"] = stats.pop("node", None) or a.get("node_id")
+        a.update(stats)
     for a in actors:
         a["node"] = addresses.get(a.get("node_id"))
     return actors
-
-
-def _mb(n) -> str:
-    return f"{n / 2**20:.0f} MiB" if isinstance(n, (int, float)) else "-"
 
 
 def _list(as_json: bool) -> int:
@@ -104,13 +106,14 @@ def _list(as_json: bool) -> int:
         print(json.dumps(actors, indent=1, default=str))
         return 0
     if not actors:
-        print("no resident engine actors")
+        print("no resident actors")
         return 0
-    print(f"{'actor':48} {'node':15} {'gpu':4} {'calls':>6} {'rss':>10} {'gpu mem':>10}")
+    print(f"{'actor':48} {'node':15} {'gpu':4} {'calls':>6} {'load s':>7} {'rss MiB':>8}")
     for a in sorted(actors, key=lambda a: a["name"]):
-        print(f"{a['name']:48} {a.get('node') or (a.get('node_id') or '-')[:12]:15} "
-              f"{','.join(a.get('gpu_ids') or []) or '-':4} {a.get('calls', '-'):>6} "
-              f"{_mb(a.get('rss_bytes')):>10} {_mb(a.get('gpu_memory_bytes')):>10}"
+        node = a.get("node") or (a.get("node_id") or "-")[:12]
+        print(f"{a['name']:48} {node:15} {','.join(a.get('gpu_ids') or []) or '-':4} "
+              f"{a.get('calls', '-'):>6} {a.get('load_seconds', '-'):>7} "
+              f"{a.get('rss_mb', '-'):>8}"
               + (f"  ({a['stats_error']})" if a.get("stats_error") else ""))
     return 0
 
@@ -125,7 +128,8 @@ def _evict(names: list[str], model: str | None, everything: bool) -> int:
     if everything:
         chosen = present
     else:
-        chosen = set(names) | {n for n in present if model and n.startswith(f"{PREFIX}{model}-")}
+        chosen = set(names) | {n for n in present
+                               if model and n.startswith(tuple(f"{p}{model}-" for p in PREFIXES))}
     missing = set(names) - present
     for name in sorted(chosen & present):
         ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)

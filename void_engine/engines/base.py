@@ -142,3 +142,23 @@ def engine_accepts(name: str, option: str) -> bool:
         importlib.import_module(_LAZY[name])
     params = inspect.signature(_REGISTRY[name]).parameters
     return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the batch must know about an engine before running it, without loading weights."""
+
+    supports_pass2: bool
+    model_size: tuple[int, int]  # (height, width) of the model-space clip
+    frame_rules: FrameRules
+
+
+def engine_facts(name: str, **kwargs: Any) -> EngineFacts:
+    """Facts of the engine registered as `name` with these options. Constructing an engine
+    loads no weights (engines load lazily on first use), so this is cheap."""
+    from void_engine.config import DEFAULT_MODEL_SIZE
+
+    engine = create_engine(name, **kwargs)
+    return EngineFacts(supports_pass2=bool(engine.supports_pass2),
+                       model_size=tuple(engine.model_size or DEFAULT_MODEL_SIZE),
+                       frame_rules=engine.frame_rules)

@@ -11,21 +11,23 @@ from testkit.cli import void_batch
 def test_list_shows_the_resident_actor_and_evict_unloads_it(first_run, services_home):
     _, env = services_home
     listed = json.loads(void_batch("actors", "list", "--json", env=env).stdout)
-    assert len(listed) == 1, listed  # one fake GPU on the head: one actor
-    (actor,) = listed
+    engines = [a for a in listed if a["name"].startswith("void-engine-")]
+    assert len(engines) == 1, listed  # one fake GPU on the head: one engine actor
+    (actor,) = engines
     assert actor["name"].startswith("void-engine-test-twopass-") and actor["name"].endswith(
         "-gpu0")
-    assert actor["engine"] == "test-twopass" and actor["model_id"] in actor["name"]
-    assert actor["calls"] == 4  # the first run: 4 shots, one pass each
+    assert actor["model_id"] in actor["name"]
+    assert actor["calls"] >= 4  # the first run's 4 shots, a pass each (at least)
     assert actor["gpu_ids"] == ["0"]
     assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", actor["node"])  # the (only) node's address
-    assert actor["rss_bytes"] > 10 * 2**20 and actor["pid"] > 0
+    assert actor["rss_mb"] > 10 and actor["pid"] > 0 and actor["load_seconds"] >= 0
 
     table = void_batch("actors", "list", env=env).stdout
     assert actor["name"] in table and actor["node"] in table
 
     out = void_batch("actors", "evict", "--model", actor["model_id"], env=env).stdout
     assert f"evicted {actor['name']}" in out
-    assert json.loads(void_batch("actors", "list", "--json", env=env).stdout) == []
+    left = json.loads(void_batch("actors", "list", "--json", env=env).stdout)
+    assert actor["name"] not in {a["name"] for a in left}
     missing = void_batch("actors", "evict", actor["name"], env=env, check=False)
     assert missing.returncode == 1 and "no such engine actor" in missing.stderr

@@ -128,8 +128,9 @@ def test_deploy_on_postgres_and_a_worker_runs_the_batch(postgres, prefect_on_pos
     assert dep["pull_steps"] == [{"void_batch.services.deployment.use_checkout": {}}]
 
     # propagate: an engine the worker has without the test plugin
-    params = {"manifest": str(propagate_manifest), "output_root": str(tmp_path / "out"),
-              "cache": str(tmp_path / "cache"), "weights": None}
+    params = {"options": {"manifest": str(propagate_manifest),
+                          "output_root": str(tmp_path / "out"),
+                          "cache": str(tmp_path / "cache"), "weights": None}}
     run = _prefect("deployment", "run", "nightly-batch/nightly", "--params",
                    json.dumps(params), env=env)
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)

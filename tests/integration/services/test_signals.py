@@ -95,7 +95,7 @@ def test_second_sigint_aborts_and_marks_the_flow_run_crashed(first_run, services
     api = services_status(env)["prefect"]["api_url"]
     runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 20},
                       timeout=30).json()
-    mine = [r for r in runs if r["parameters"].get("output_root") == str(out)]
+    mine = [r for r in runs if r["parameters"]["options"]["output_root"] == str(out)]
     assert [r["state_type"] for r in mine] == ["CRASHED"]
     assert "second signal" in mine[0]["state"]["message"]
 
