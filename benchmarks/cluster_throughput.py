@@ -58,20 +58,24 @@ def one(n_actors: int, n_shots: int, cost: float, address: str) -> dict:
     from flows.nightly_batch import nightly_batch
     from flows.report import read_report
     from manifests.loader import write_manifest
+    from tasks.options import RunOptions
 
     work = Path(tempfile.mkdtemp(prefix="vb-cluster-bench-"))
     ray.init(address=address, namespace="void-batch", log_to_driver=False,
              logging_level="ERROR")
-    params = dict(engine="bench-fixed-cost", engine_kwargs={"cost": cost},
-                  cache=str(work / "cache"), plugins=["_fixed_cost_engine"], return_state=True)
-    write_manifest(rows(work, "w", n_actors), work / "warm.parquet")
-    nightly_batch(manifest=str(work / "warm.parquet"), output_root=str(work / "o1"), **params)
-    write_manifest(rows(work, "t", n_shots), work / "timed.parquet")
+
+    def run(name: str, n: int):
+        write_manifest(rows(work, name, n), work / f"{name}.parquet")
+        return nightly_batch(options=RunOptions(
+            manifest=str(work / f"{name}.parquet"), output_root=str(work / name),
+            engine="bench-fixed-cost", engine_opts={"cost": cost}, cache=str(work / "cache"),
+            plugins=["_fixed_cost_engine"]), return_state=True)
+
+    run("w", n_actors)  # loads the actors
     t = time.perf_counter()
-    state = nightly_batch(manifest=str(work / "timed.parquet"), output_root=str(work / "o2"),
-                          **params)
+    state = run("t", n_shots)
     wall = time.perf_counter() - t
-    ok = sum(r["status"] == "ok" for r in read_report(work / "o2"))
+    ok = sum(r["status"] == "ok" for r in read_report(work / "t"))
     nodes = {a["NodeID"] for a in ray.nodes() if a["Alive"]}
     return {"actors": n_actors, "nodes": len(nodes), "shots": n_shots, "ok": ok,
             "wall_s": wall, "state": state.name}

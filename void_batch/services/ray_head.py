@@ -148,7 +148,8 @@ def _short_temp_dir(preferred: Path) -> Path:
     """Ray puts unix sockets under its temp dir (`session_<date>_<pid>/sockets/...`), and a
     socket path may not exceed 107 bytes: fall back to a folder in /tmp named after the user
     and the state folder (two Prefect homes never share a head)."""
-    if len(str(preferred)) <= 48:
+    # 107 bytes - len("/session_2026-12-01_06-51-37_759604_<pid>/sockets/plasma_store") ~ 42
+    if len(str(preferred)) <= 36:
         return preferred
     tag = hashlib.sha256(str(preferred).encode()).hexdigest()[:8]
     return Path(tempfile.gettempdir()) / f"void-batch-ray-{os.getuid()}-{tag}"

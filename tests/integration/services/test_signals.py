@@ -84,7 +84,7 @@ def test_second_sigint_aborts_and_marks_the_flow_run_crashed(first_run, services
     _, env = services_home
     proc, out = _start(run_dir, env)
     proc.send_signal(signal.SIGINT)
-    time.sleep(1)
+    time.sleep(0.05)  # the second one lands while the first stop is still under way
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(30)
@@ -95,9 +95,12 @@ def test_second_sigint_aborts_and_marks_the_flow_run_crashed(first_run, services
     api = services_status(env)["prefect"]["api_url"]
     runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 20},
                       timeout=30).json()
-    mine = [r for r in runs if r["parameters"]["options"]["output_root"] == str(out)]
-    assert [r["state_type"] for r in mine] == ["CRASHED"]
-    assert "second signal" in mine[0]["state"]["message"]
+    (mine,) = [r for r in runs if r["parameters"]["options"]["output_root"] == str(out)]
+    # never left Running: marked Crashed by the abort (or Cancelled, had the flow's own stop
+    # finished first)
+    assert mine["state_type"] in ("CRASHED", "CANCELLED"), mine["state"]
+    if mine["state_type"] == "CRASHED":
+        assert "second signal" in mine["state"]["message"]
 
 
 def test_sigkill_leaves_no_process_of_the_command_running(run_dir, tmp_path):
