@@ -29,7 +29,6 @@ def cli_env(prefect_home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(PREFECT_HOME=str(prefect_home), PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS)]),
                VOID_BATCH_PREFECT_PORT="0", VOID_BATCH_RAY_PORT="0", PYTHONUNBUFFERED="1",
-               PREFECT_LOGGING_LEVEL="INFO",  # as a user sees it (the "View at" link)
                # one logical GPU (Ray does not check it exists), small object store: a test box
                VOID_BATCH_RAY_HEAD_ARGS="--num-cpus=2 --num-gpus=1 "
                                         "--object-store-memory=150000000")

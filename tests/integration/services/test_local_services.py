@@ -21,9 +21,10 @@ def test_first_run_starts_services_that_outlive_it(first_run):
     assert prefect["running"] and prefect["healthy"] and ray["running"]
     assert {r["status"] for r in read_report(first_run["out"])} == {"ok"}
 
-    # The "View at" link of the run works: the UI is served and the run is in the API.
-    link = re.search(r"View at (http://\S+/runs/flow-run/([0-9a-f-]+))", err)
-    assert link, err[-2000:]
+    # The run's link, printed last, works: the UI is served and the run is in the API.
+    out = first_run["proc"].stdout
+    link = re.search(r"Prefect run: (http://\S+/runs/flow-run/([0-9a-f-]+))", out)
+    assert link, out[-2000:]
     assert link.group(1).startswith(prefect["ui_url"])
     # as a browser asks for it (the UI's deep links are served for HTML navigations)
     page = httpx.get(link.group(1), headers={"Accept": "text/html"}, timeout=30)
