@@ -8,8 +8,9 @@ For each actor count n the cluster has a head and a worker node sharing the n GP
 head alone), a fresh one per n. A warm-up run of n shots loads the actors; then a run of
 --shots new shots is timed from the flow's start to its end. Printed: shots/min, speed-up over
 one ideal actor (no overhead: 1/cost shots per second) and the efficiency against n of them.
-The Prefect API is one temporary local server shared by the runs. Ray's fake GPUs are logical: the stand-in engine sleeps, so the
-scaling shown is the orchestration's (placement, round-robin, cache), not a GPU's.
+The Prefect API is one temporary local server shared by the runs. Ray's fake GPUs are logical:
+the stand-in engine sleeps, so the scaling shown is the orchestration's (placement,
+round-robin, cache), not a GPU's.
 
 The flow keeps VOID_BATCH_WINDOW shots in flight (default 3): with more actors than that, the
 actors wait for work. Measured on the 2-core dev box, 16 shots at 2 s (ideal 30 shots/min per
