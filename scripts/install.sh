@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # One-command install for a fresh Debian/Ubuntu machine (CPU or GPU):
 #   bash scripts/install.sh            -> creates .venv and installs void-batch with everything it needs
-# VENV=/path/to/venv bash scripts/install.sh to pick another location.
+# VENV=/path/to/venv bash scripts/install.sh to pick another location; WITH_TEST_TOOLS=0 skips the
+# system packages only the test suite needs (PostgreSQL, Chromium), e.g. in a worker image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-# ffmpeg/ffprobe come from the system packages (libx264, prores_ks, ffv1, exr).
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+# System packages, each only when missing: ffmpeg/ffprobe (libx264, prores_ks, ffv1, exr);
+# PostgreSQL (the production Prefect database; the tests start a throw-away cluster of it);
+# Chromium (headless: the report.html test renders the page in it).
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+if [ "${WITH_TEST_TOOLS:-1}" = 1 ]; then
+  command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+    || missing+=(postgresql)
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # chromium: the report page's browser test drives Debian's build through playwright (which
 # never downloads a browser of its own here).

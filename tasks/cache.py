@@ -16,7 +16,8 @@ while a deliverable is copied out), so an entry edited in place, even at the sam
 detected, moved to <root>/.corrupt/ and recomputed.
 Local stores commit by renaming a finished staging folder into place (atomic on one file
 system); if another run got there first, its entry wins and ours is dropped, so two concurrent
-runs never leave a half-written or mixed entry. Remote stores upload the files, then the marker.
+runs never leave a half-written or mixed entry. Object stores upload the files into a fresh
+version folder, then the marker naming it (CacheStore._commit_remote).
 Prefect never caches stage outputs: tasks return the small `Entry` record (paths), never arrays.
 """
 from __future__ import annotations
@@ -175,7 +176,9 @@ class CacheStore:
         except (FileNotFoundError, json.JSONDecodeError, OSError):
             return None
         entry = Entry(**d)
-        entry.uri = self.entry_uri(stage, key)
+        version = "" if self.local else self._remote_version(stage, key, entry.uri)
+        entry.uri = self.entry_uri(stage, key) + (f"/{version}" if version else "")
+        base = f"{base}/{version}" if version else base
         if set(entry.digests) != set(entry.files):  # from before digests: not trusted
             return None
         for name, expected in entry.files.items():
@@ -217,11 +220,34 @@ class CacheStore:
         (staging / MARKER).write_text(json.dumps(entry.to_dict(), indent=1, default=str))
         if self.local:
             return self._commit_local(entry, staging)
-        base = self._path(stage, key)
-        for name in files:
+        return self._commit_remote(entry, staging)
+
+    # --- object stores (s3://, gs://): no rename, so no atomic folder commit ------------------
+    # Each commit uploads its files under a fresh version folder, <key>/v-<id>/, and then the
+    # marker <key>/_entry.json naming that folder: one PUT, atomic on S3/GCS. A committer killed
+    # mid-upload leaves an unreferenced version folder (never visible); two concurrent
+    # committers each upload their own complete folder and the marker that lands last names one
+    # of them, so an entry never mixes files of two commits. A marker already there wins (first
+    # writer, as for local stores).
+
+    def _commit_remote(self, entry: Entry, staging: Path) -> Entry:
+        existing = self.lookup(entry.stage, entry.key)
+        if existing is not None:
+            return existing
+        version = f"v-{uuid.uuid4().hex[:16]}"
+        entry.uri = f"{self.entry_uri(entry.stage, entry.key)}/{version}"
+        base = f"{self._path(entry.stage, entry.key)}/{version}"
+        for name in entry.files:
             self.fs.put_file(str(staging / name), f"{base}/{name}")
-        self.fs.put_file(str(staging / MARKER), f"{base}/{MARKER}")  # last: makes it visible
+        (staging / MARKER).write_text(json.dumps(entry.to_dict(), indent=1, default=str))
+        self.fs.put_file(str(staging / MARKER), f"{self._path(entry.stage, entry.key)}/{MARKER}")
         return entry
+
+    def _remote_version(self, stage: str, key: str, marker_uri: str) -> str:
+        """The version folder (`v-...`) a marker names, '' for entries of the flat layout."""
+        prefix = f"{self.entry_uri(stage, key)}/"
+        rest = marker_uri[len(prefix):] if marker_uri.startswith(prefix) else ""
+        return rest if rest.startswith("v-") and "/" not in rest else ""
 
     def _commit_local(self, entry: Entry, staging: Path) -> Entry:
         final = Path(self._path(entry.stage, entry.key))
@@ -272,13 +298,15 @@ class CacheStore:
         download mirror for remote ones)."""
         if self.local:
             return Path(entry.uri)
+        version = self._remote_version(entry.stage, entry.key, entry.uri)
+        src = self._path(entry.stage, entry.key) + (f"/{version}" if version else "")
         mirror = _mirror_dir(entry)
         if not (mirror / MARKER).is_file():
             tmp = mirror.with_name(f".{mirror.name}.{uuid.uuid4().hex[:8]}")
             tmp.mkdir(parents=True)
             for name in entry.files:
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                self.fs.get_file(f"{self._path(entry.stage, entry.key)}/{name}", str(tmp / name))
+                self.fs.get_file(f"{src}/{name}", str(tmp / name))
             (tmp / MARKER).write_text(json.dumps(entry.to_dict(), default=str))
             try:
                 os.rename(tmp, mirror)
@@ -288,7 +316,11 @@ class CacheStore:
 
 
 def _mirror_dir(entry: Entry) -> Path:
-    return Path(tempfile.gettempdir()) / "void-batch-mirror" / entry.stage / entry.key
+    """Per entry *and* commit version (object stores): a mirror never serves the files of
+    another commit of the same key."""
+    mirror = Path(tempfile.gettempdir()) / "void-batch-mirror" / entry.stage / entry.key
+    tail = entry.uri.rstrip("/").rsplit("/", 1)[-1]
+    return mirror / tail if tail.startswith("v-") else mirror
 
 
 # --- staging folders left behind by killed runs -----------------------------------------------

@@ -15,7 +15,8 @@ import os
 import sys
 
 # Each module defines register(subparsers) and sets `func` on its parser.
-COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report", "eval")
+COMMANDS = ("remove", "masks", "manifest", "run", "reprocess", "report", "eval", "server",
+            "actors")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(getattr(args, "log_level", None))
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
     except UsageError as exc:
         sub = parser._subparsers._group_actions[0].choices.get(args.command, parser)
         sub.print_usage(sys.stderr)
@@ -85,6 +86,25 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
+    if argv is None and args.command in FAST_EXIT:
+        _exit_now(rc)
+    return rc
+
+
+# Commands that, run as the program, skip the interpreter's final teardown: after a batch the
+# process holds Prefect, Ray, torch and pyarrow, and tearing their modules down took ~1.3 s of
+# a 7 s cached re-run (measured). Exit handlers (Prefect's log/event flushing) still run, and
+# every output of these commands is written and closed before they return.
+FAST_EXIT = ("run", "reprocess")
+
+
+def _exit_now(rc: int) -> None:
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":

@@ -1,107 +1,26 @@
-"""Shared by run/reprocess: tell the user which Prefect API they get, and run a flow with a
-progress bar and a summary table."""
+"""Shared by run/reprocess: the Prefect API and Ray cluster the command uses (the persistent
+local services unless PREFECT_API_URL / RAY_ADDRESS / --ray-address say otherwise), and running
+a flow with a progress bar, a summary table and SIGINT/SIGTERM handling."""
 from __future__ import annotations
 
 import os
 import sys
 
-# The temporary server records task runs from their events one event per SQLite transaction
-# by default (batch size 1): after a run of 200 shots x 5 task runs it was still writing for
-# 41 s (measured, 2 busy cores), and every API call of the next steps queued behind it.
-# Batching the writes cut that backlog ~3x. The event persister (the events table, read only by
-# the UI's event feed, which a temporary server does not serve) is turned off: its writes
-# took the SQLite write lock from the next run's API calls (503 "database is locked" and 2 s
-# client back-off on creating the next flow run). Flow runs, task runs, logs and artifacts are
-# still recorded. Only for the temporary server this CLI starts; a real server is configured
-# where it runs (infra/README.md), and explicit settings win.
-LOCAL_SERVER_SETTINGS = {
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1.0",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline boxes log telemetry errors
-}
+from void_batch.services import temporary_mode
 
-
-def tune_local_server() -> bool:
-    """Batch the temporary server's writes (LOCAL_SERVER_SETTINGS) when no PREFECT_API_URL
-    is set; True if a temporary server will be used. Call before the first Prefect client."""
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
-        return False
-    for k, v in LOCAL_SERVER_SETTINGS.items():
-        os.environ.setdefault(k, v)
-    return True
-
-
-class _TemporaryServer:
-    """The temporary Prefect server, started by the CLI itself as its very first step.
-
-    Prefect's own ephemeral mode starts the server only when the flow asks for a client, after
-    the CLI has imported Prefect, its server package (~3 s in the client alone) and the flows,
-    and loaded the manifest; the server then boots for 6-10 s while the client waits. Started
-    here, before any Prefect import, the boot runs in parallel (a separate process) with all
-    of that, and PREFECT_API_URL points the client at it, so the client never imports the
-    server package. Same command and environment as Prefect's SubprocessASGIServer (UI off,
-    ephemeral services); stopped at exit after Prefect's own exit handlers have flushed."""
-
-    def __init__(self) -> None:
-        import atexit
-        import socket
-        import subprocess
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error",
-             "--lifespan", "on"], env=env)
-        atexit.register(self.stop)  # registered before Prefect's: runs after them
-
-    def wait_healthy(self) -> None:
-        import time
-        import urllib.request
-
-        timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
-                        or 90)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"temporary Prefect server exited with code "
-                                   f"{self.proc.returncode} (port {self.port})")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"temporary Prefect server not healthy after {timeout:.0f} s "
-                           "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-
-
-_server: _TemporaryServer | None = None
+# What start_local_services chose, for announce/wait: ("persistent", server, started_now),
+# ("temporary", server, True) or None (a configured API).
+_prefect: tuple | None = None
+_ray: tuple | None = None  # (LocalRayHead, started_now) when the local head is used
 
 
 def _profile_api_url() -> str | None:
     """PREFECT_API_URL of the active Prefect profile, read without importing Prefect."""
     import tomllib
 
-    home = os.path.expanduser(os.environ.get("PREFECT_HOME") or "~/.prefect")
-    path = os.environ.get("PREFECT_PROFILES_PATH") or os.path.join(home, "profiles.toml")
+    from void_batch.services import prefect_home
+
+    path = os.environ.get("PREFECT_PROFILES_PATH") or str(prefect_home() / "profiles.toml")
     try:
         with open(os.path.expanduser(path), "rb") as f:
             data = tomllib.load(f)
@@ -111,60 +30,134 @@ def _profile_api_url() -> str | None:
     return (data.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL")
 
 
-def start_local_server_early() -> None:
-    """Without PREFECT_API_URL in the environment, and before Prefect is imported: start the
-    temporary server now (see _TemporaryServer). Otherwise a no-op: a configured API (also one
-    set in a Prefect profile, checked once Prefect is imported) or an already imported Prefect
-    gets Prefect's own behaviour."""
-    global _server
-    if (_server is not None or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules
-            or _profile_api_url()):
-        return
-    for k, v in LOCAL_SERVER_SETTINGS.items():
-        os.environ.setdefault(k, v)
-    _server = _TemporaryServer()
-    os.environ["PREFECT_API_URL"] = _server.api_url
-
-
-def announce_prefect() -> None:
-    """Prefect without PREFECT_API_URL starts a temporary local server (10-18 s, history kept
-    under PREFECT_HOME); say so, since that pause is otherwise a mystery."""
+def tune_local_server() -> bool:
+    """For Prefect's own ephemeral server (benchmarks calling flows in-process): the temporary
+    server's write batching, when no PREFECT_API_URL is set; True if it applies. Call before the
+    first Prefect client."""
     from prefect.settings import PREFECT_API_URL
 
-    url = PREFECT_API_URL.value()
-    if url and not (_server and url == _server.api_url):
-        print(f"Prefect API: {url}", file=sys.stderr)
+    from void_batch.services.temporary_server import TEMPORARY_SERVER_SETTINGS
+
+    if PREFECT_API_URL.value():
+        return False
+    for k, v in TEMPORARY_SERVER_SETTINGS.items():
+        os.environ.setdefault(k, v)
+    return True
+
+
+def start_local_services(ray_address: str | None = None) -> None:
+    """Call first, before Prefect is imported. Without PREFECT_API_URL (environment or Prefect
+    profile): start the local Prefect server in the background, or find the running one, and
+    point PREFECT_API_URL at it. Without `ray_address` / RAY_ADDRESS: the same for the local Ray
+    head (RAY_ADDRESS + its token in the environment). Nothing waits here: the boots overlap the
+    command's own imports; run_flow waits. VOID_BATCH_LOCAL_SERVICES=temporary instead starts a
+    per-command server (and lets the flow start a per-command Ray) that end with the command."""
+    global _prefect, _ray
+    if _prefect is None and not (os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules
+                                 or _profile_api_url()):
+        if temporary_mode():
+            from void_batch.services.temporary_server import TemporaryPrefectServer
+
+            srv = TemporaryPrefectServer()
+            _prefect = ("temporary", srv, True)
+            os.environ["PREFECT_API_URL"] = srv.api_url
+        else:
+            from void_batch.services.prefect_server import LocalPrefectServer
+
+            srv = LocalPrefectServer()
+            url, started = srv.ensure()
+            _prefect = ("persistent", srv, started)
+            os.environ["PREFECT_API_URL"] = url
+    if _ray is None and not (ray_address or os.environ.get("RAY_ADDRESS") or temporary_mode()
+                             or _ray_initialized()):
+        from void_batch.services.ray_head import LocalRayHead
+
+        head = LocalRayHead()
+        address, started = head.ensure()
+        os.environ.update(head.driver_env(address))
+        _ray = (head, started)
+
+
+def _ray_initialized() -> bool:
+    """A caller (a test, a notebook) that already joined or started Ray keeps it."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def announce_services() -> None:
+    """Say which Prefect API and Ray this command uses, and that the local ones persist."""
+    from prefect.settings import PREFECT_API_URL
+
+    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    if _prefect is None:
+        say(f"Prefect API: {PREFECT_API_URL.value()}")
+    elif _prefect[0] == "temporary":
+        say("Prefect: temporary local server for this command (VOID_BATCH_LOCAL_SERVICES="
+            "temporary); run history kept in the Prefect home.")
     else:
-        home = os.environ.get("PREFECT_HOME", "~/.prefect")
-        print("Prefect: no PREFECT_API_URL set, starting a temporary local Prefect server "
-              f"(takes 10-20 s; run history in {home}). Set PREFECT_API_URL to use a real "
-              "server.", file=sys.stderr)
+        srv = _prefect[1].status()
+        verb = "starting the" if _prefect[2] else "using the"
+        say(f"Prefect: {verb} local Prefect server, UI at {srv.ui_url} (it keeps running "
+            "after this command: `void-batch server status|stop`; set PREFECT_API_URL to use "
+            "another server)")
+    if _ray is not None:
+        head = _ray[0].status()
+        verb = "starting the" if _ray[1] else "using the"
+        say(f"Ray: {verb} local Ray head at {head.address} (it keeps running, with the engine "
+            "models loaded, after this command: `void-batch server status|stop`)")
+
+
+def _wait_for_services() -> None:
+    if _prefect is not None:
+        srv = _prefect[1]
+        srv.wait_healthy()
+    if _ray is not None:
+        _ray[0].wait_ready()
 
 
 def run_flow(flow_fn, total_hint: int, options) -> int:
     """Call a flow with a tqdm bar fed by finished shots; print the summary, every file the run
-    wrote and the run's link in the Prefect UI; exit code."""
+    wrote and the run's link in the Prefect UI; exit code (128 + the signal number when
+    SIGINT/SIGTERM stopped it)."""
     from tqdm import tqdm
 
     from flows import batch
     from flows.report import format_table, read_report
+    from void_batch.commands import _signals
 
-    tune_local_server()
-    announce_prefect()
-    if _server is not None:
-        _server.wait_healthy()
+    stopper = _signals.install()
+    if _prefect is not None and _prefect[0] == "temporary":
+        stopper.cleanups.append(lambda: _prefect[1].stop(3))
+    announce_services()
+    stopper.run_in_thread(_wait_for_services)
+    if stopper.stopping:
+        _signals.uninstall()
+        return stopper.exit_code
     bar = tqdm(total=total_hint, unit="shot", desc="shots", file=sys.stderr)
 
     def on_shot(row: dict) -> None:
         bar.set_postfix_str(f"{row['shot_id']}: {row['status']}")
         bar.update(1)
 
+    stopper.watch_flow(flow_fn.name, options.output_root)
     batch.SHOT_LISTENERS.append(on_shot)
     try:
-        state = flow_fn(options=options, return_state=True)
+        state = stopper.run_in_thread(lambda: flow_fn(options=options, return_state=True))
     finally:
         batch.SHOT_LISTENERS.remove(on_shot)
         bar.close()
+        _signals.uninstall()
+    _print_results(state, options, format_table, read_report)
+    if stopper.stopping:
+        print(f"run {state.name}: {state.message}", file=sys.stderr)
+        return stopper.exit_code
+    if not state.is_completed():
+        print(f"run {state.name}: {state.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_results(state, options, format_table, read_report) -> None:
     run_id = str(state.state_details.flow_run_id or "")
     report = f"{options.output_root.rstrip('/')}/report.parquet"
     try:
@@ -183,7 +176,3 @@ def run_flow(flow_fn, total_hint: int, options) -> int:
     url = flow_run_url(run_id)
     if url:
         print(f"Prefect run: {url}")
-    if not state.is_completed():
-        print(f"run {state.name}: {state.message}", file=sys.stderr)
-        return 1
-    return 0

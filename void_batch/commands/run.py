@@ -17,8 +17,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="engine option, repeatable (see `void-batch remove -h`)")
     p.add_argument("--cache", help="stage cache store: a folder or s3://, gs:// URI "
                    "(default $VOID_BATCH_CACHE, else ~/.cache/void-batch/store)")
-    p.add_argument("--ray-address", help="Ray cluster to join (default $RAY_ADDRESS, else a "
-                   "local Ray)")
+    p.add_argument("--ray-address", help="Ray cluster to join (default $RAY_ADDRESS, else the "
+                   "local Ray head that void-batch starts in the background and keeps running "
+                   "between runs, like the local Prefect server: see `void-batch server`)")
     p.add_argument("--shots", help="comma-separated shot ids to run")
     p.add_argument("--tags", help="comma-separated tags: run the shots carrying any of them")
     p.add_argument("--no-review", action="store_true",
@@ -70,6 +71,10 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
     the dry-run plan)."""
     import importlib
 
+    from void_batch.commands import _signals
+
+    if not dry_run:
+        _signals.install()  # before anything slow: Ctrl-C/SIGTERM stop the run cleanly
     from manifests.loader import load_manifest, select
 
     for mod in options.plugins:  # before validation: they register engines rows may name
@@ -80,9 +85,9 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
         from flows.plan import print_plan
 
         return print_plan(m, options)
-    from void_batch.commands._prefect import run_flow, start_local_server_early
+    from void_batch.commands._prefect import run_flow, start_local_services
 
-    start_local_server_early()  # its boot overlaps the imports below
+    start_local_services(options.ray_address)  # their boot overlaps the imports below
     picked, invalid = select(m, options.shots, options.tags)
 
     flow = importlib.import_module(f"flows.{flow_name}")
