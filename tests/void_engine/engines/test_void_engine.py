@@ -88,8 +88,8 @@ def test_frame_rules_enforced(engine):
 def test_option_uint8_round_vs_truncate():
     from void_engine.engines.void.engine import to_uint8
 
-    v = torch.tensor([0.0, 0.999, 0.5, 1.0 / 255 * 10.6, 1.2]).view(1, 1, 5, 1, 1).repeat(
-        1, 3, 1, 1, 1)
+    v = torch.tensor([0.0, 0.999, 0.5, 1.0 / 255 * 10.6, 1.2]).view(1, 5, 1, 1, 1).repeat(
+        1, 1, 3, 1, 1)  # the pipeline's (b, T, 3, H, W) frames
     assert to_uint8(v, "round")[:, 0, 0, 0].tolist() == [0, 255, 128, 11, 255]
     assert to_uint8(v, "truncate")[:, 0, 0, 0].tolist() == [0, 254, 127, 10, 255]
     with pytest.raises(InputError):
@@ -169,15 +169,15 @@ def test_base_folder_resolution_offline(tmp_path):
 def test_licence_notice_and_fp8_memory_mode(parity_dir, capsys):
     from void_engine.engines.void.pipeline_void import VOIDPipeline
 
-    pipe = VOIDPipeline.from_pretrained(parity_dir / "tiny_void", 1, device="cpu", dtype="bf16",
-                                        memory_mode="fp8")
+    pipe = VOIDPipeline.from_void_checkpoint(parity_dir / "tiny_void", 1, device="cpu",
+                                             dtype="bf16", memory_mode="fp8")
     assert capsys.readouterr().err.count("CogVideoX licence") == 1
     assert pipe.transformer.transformer_blocks[0].ff.net[2].weight.dtype == torch.float8_e4m3fn
     video = torch.rand(1, 3, 5, 32, 48, generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(1, 1, 5, 32, 48)
     out = pipe(video, mask, "p", num_inference_steps=1, window_frames=5,
                generator=torch.Generator().manual_seed(0), output_type="latent")
-    assert out["latents"].dtype == torch.bfloat16 and torch.isfinite(out["latents"]).all()
+    assert out.latents.dtype == torch.bfloat16 and torch.isfinite(out.latents).all()
 
 
 def test_raft_large_from_local_file(tmp_path):
