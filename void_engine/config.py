@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from void_engine.engines.base import DEFAULT_MODEL_SIZE as _ENGINE_DEFAULT_SIZE
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'384x672' -> (384, 672): height x width, the way the reference writes sample_size."""
@@ -15,8 +17,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-# The VOID model's working size (height, width); the reference stretches every plate to it.
-DEFAULT_MODEL_SIZE = parse_size(os.environ.get("VOID_MODEL_SIZE", "384x672"))
+# The working size for engines without their own (home: void_engine.engines.base);
+# VOID_MODEL_SIZE overrides it.
+DEFAULT_MODEL_SIZE = (parse_size(os.environ["VOID_MODEL_SIZE"]) if os.environ.get("VOID_MODEL_SIZE")
+                      else _ENGINE_DEFAULT_SIZE)
 DEFAULT_CODEC = "ffv1"
 # Review media: total width of the three-column side-by-side movie and contact sheet.
 REVIEW_WIDTH = 1440

@@ -11,6 +11,8 @@ Adapters apply to the transformer of both passes.
 Accepted files: diffusers/PEFT state dicts (`transformer.<module>.lora_A.weight`, what
 `VOIDPipeline.save_lora_weights` writes), with ComfyUI's `diffusion_model.` prefix read as
 `transformer.`; a folder holding one `.safetensors` file (or `pytorch_lora_weights.safetensors`).
+The LoRA alpha comes from diffusers' adapter metadata in the file (alpha = rank without it);
+kohya-style `.alpha` tensors are refused.
 """
 from __future__ import annotations
 
@@ -72,26 +74,51 @@ def parse_loras(lora, lora_scale=1.0) -> LoraSpec:
             raise InputError(f"lora_scale {scale!r} is not a number") from None
         if not math.isfinite(s) or isinstance(scale, bool):
             raise InputError(f"lora_scale {scale!r} is not a finite number")
-        out.append((lora_file(path), s))
+        file = lora_file(path)
+        _transformer_keys(file, _stored_keys(file))  # checked now, before any model loads
+        out.append((file, s))
     return tuple(out)
 
 
-def _read_lora(path: Path) -> dict:
+def _stored_keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:  # the header only, no tensor data
+            return list(f.keys())
+    except Exception as e:
+        raise ModelLoadError(f"cannot read LoRA {path}: {e}") from e
+
+
+def _transformer_keys(path: Path, keys: list[str]) -> dict[str, str]:
+    """stored key -> diffusers key (transformer.<module>...) for the transformer's LoRA keys."""
+    out = {}
+    for key in keys:
+        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
+        if prefix is not None:
+            out[key] = _PREFIXES[prefix] + key[len(prefix):]
+    if not out or not all("lora" in k for k in out.values()):
+        raise ModelLoadError(f"LoRA {path.name} holds no LoRA weights for the VOID transformer "
+                             f"(expected keys like transformer.<module>.lora_A.weight)")
+    return out
+
+
+def _read_lora(path: Path) -> tuple[dict, dict | None]:
+    """(state dict under diffusers' transformer.* keys, diffusers' adapter metadata or None)."""
+    import json
+
+    from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     try:
         sd = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            raw = (f.metadata() or {}).get(LORA_ADAPTER_METADATA_KEY)
+        metadata = json.loads(raw) if raw else None
     except Exception as e:
         raise ModelLoadError(f"cannot read LoRA {path}: {e}") from e
-    out = {}
-    for key, value in sd.items():
-        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
-        if prefix is not None:
-            out[_PREFIXES[prefix] + key[len(prefix):]] = value
-    if not out or not all("lora" in k for k in out):
-        raise ModelLoadError(f"LoRA {path.name} holds no LoRA weights for the VOID transformer "
-                             f"(expected keys like transformer.<module>.lora_A.weight)")
-    return out
+    return {new: sd[old] for old, new in _transformer_keys(path, list(sd)).items()}, metadata
 
 
 def fuse_loras(pipe, loras: LoraSpec) -> None:
@@ -101,10 +128,10 @@ def fuse_loras(pipe, loras: LoraSpec) -> None:
     names = []
     for i, (path, _) in enumerate(loras):
         name = f"void_lora_{i}"
-        try:
-            pipe.load_lora_weights(_read_lora(path), adapter_name=name)
-        except ModelLoadError:
-            raise
+        state_dict, metadata = _read_lora(path)
+        try:  # what load_lora_weights does, with the metadata (LoRA alpha) kept
+            pipe.load_lora_into_transformer(state_dict, transformer=pipe.transformer,
+                                            adapter_name=name, metadata=metadata, _pipeline=pipe)
         except Exception as e:  # shape mismatch, unknown module, ...
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"LoRA {path.name} does not fit the VOID transformer: "
