@@ -194,3 +194,28 @@ def test_raft_large_from_local_file(tmp_path):
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ModelLoadError):
         load_raft_large(tmp_path / "bad.pth")
+
+
+def test_pass2_reuses_pass1_work_without_changing_the_result(parity_dir, monkeypatch):
+    """Pass 2 of the clip pass 1 just ran neither re-encodes the prompt with T5 nor VAE-encodes
+    the same (seeded, noise-augmented) video again, and gives the same frames as a pass 2 that
+    computes both itself."""
+    clip, qm = _clip(21, 32, 48)
+    p1 = np.roll(clip, 1, axis=2)  # any pass-1 frames will do for pass 2's warped noise
+    opts = dict(weights=parity_dir / "tiny_void", device="cpu", model_size=(32, 48))
+    fresh = create_engine("void", **opts).pass2(clip, qm, "a table", p1,
+                                                RemovalParams(seed=2, **FAST))
+    engine = create_engine("void", **opts)
+    engine.pass1(clip, qm, "a table", RemovalParams(seed=2, **FAST))
+    t5_calls, vae_video_calls = [], []
+    pipe2 = engine.pipeline(2)
+    t5, vae_video = pipe2._t5_embeds, pipe2.prepare_video_latents
+    monkeypatch.setattr(pipe2, "_t5_embeds", lambda p, *a: t5_calls.append(p) or t5(p, *a))
+    monkeypatch.setattr(pipe2, "prepare_video_latents",
+                        lambda *a, **k: vae_video_calls.append(a) or vae_video(*a, **k))
+    again = engine.pass2(clip, qm, "a table", p1, RemovalParams(seed=2, **FAST))
+    assert t5_calls == [[""]]  # only the empty negative prompt: "a table" is kept from pass 1
+    assert not vae_video_calls
+    engine.pass2(clip, qm, "a table", p1, RemovalParams(seed=2, **FAST))
+    assert t5_calls == [[""]]  # and "" from now on
+    assert np.array_equal(again, fresh)

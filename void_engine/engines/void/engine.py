@@ -18,8 +18,10 @@ fixture pins it):
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,34 @@ def to_uint8(frames: torch.Tensor, mode: str = "round") -> np.ndarray:
     raise InputError(f"uint8 mode must be 'round' or 'truncate', got {mode!r}")
 
 
-def _progress_callback(progress):
-    """A callback_on_step_end reporting (done steps, total steps) to `progress`."""
+def _step_callback(progress, keep: dict | None = None):
+    """A callback_on_step_end reporting (done steps, total steps) to `progress` and keeping the
+    video condition's latents in `keep` (asked for with callback_on_step_end_tensor_inputs)."""
     def callback(pipe, step, timestep, tensors):
-        progress(step + 1, pipe.num_timesteps)
+        if keep is not None and step == 0:
+            keep["masked_video_latents"] = tensors["masked_video_latents"]
+        if progress:
+            progress(step + 1, pipe.num_timesteps)
         return {}
-    return callback if progress else None
+    return callback
+
+
+class _Recent:
+    """The last few values by key (least recently used dropped first)."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key):
+        if key in self.items:
+            self.items.move_to_end(key)
+        return self.items.get(key)
+
+    def put(self, key, value) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
 
 
 @register_engine("void")
@@ -71,11 +95,11 @@ class VoidEngine(Engine):
                  base: str | None = None, noise_mode: str = "aligned",
                  raft_weights: str | Path | None = None, pass2_mask: str = "binary",
                  uint8: str = "round", lora: str | Path | list | None = None,
-                 lora_scale: float | list[float] = 1.0):
+                 lora_scale: float | list[float] = 1.0, compile: bool = False):
         s: VoidSettings = void_settings(
             weights=weights, base=base, model_size=model_size, window_frames=window_frames,
             memory_mode=memory_mode, noise_mode=noise_mode, pass2_mask=pass2_mask, uint8=uint8,
-            lora=lora, lora_scale=lora_scale)
+            lora=lora, lora_scale=lora_scale, compile=compile)
         self.settings = s
         self.weights, self.base, self.memory_mode = s.weights, s.base, s.memory_mode
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -91,6 +115,11 @@ class VoidEngine(Engine):
         self.frame_rules = s.frame_rules
         self._pipes: dict[int, Any] = {}
         self._flow_fn = None
+        # Work both passes of a shot repeat, kept between calls: T5 states per prompt (pass 2
+        # re-encodes pass 1's prompt, and "" every time) and the video condition's VAE latents
+        # (pass 2 encodes the same frames with the same seeded noise as pass 1).
+        self._prompt_embeds = _Recent(16)
+        self._video_latents = _Recent(4)
 
     @classmethod
     def facts(cls, **options):
@@ -108,6 +137,8 @@ class VoidEngine(Engine):
         t0 = time.perf_counter()
         pipe = self._load_pipeline(pass_no)
         pipe.set_progress_bar_config(disable=True)
+        if self.settings.compile:
+            loading.compile_blocks(pipe.transformer)
         self._pipes[pass_no] = pipe
         if profiling.enabled():
             profiling.record(f"load.pass{pass_no}", time.perf_counter() - t0)
@@ -168,16 +199,32 @@ class VoidEngine(Engine):
         with profiling.timed("host.to_tensors", frames=clip.shape[0]):
             return engine_arrays_to_tensors(clip, quadmask)
 
+    def _embeds(self, pipe, prompt: str) -> torch.Tensor:
+        key = (prompt, id(pipe.text_encoder))
+        embeds = self._prompt_embeds.get(key)
+        if embeds is None:
+            embeds, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False)
+            self._prompt_embeds.put(key, embeds)
+        return embeds
+
+    @staticmethod
+    def _clip_key(clip: np.ndarray, seed: int) -> tuple[str, int]:
+        return hashlib.blake2b(np.ascontiguousarray(clip).data, digest_size=16).hexdigest(), seed
+
     def pass1(self, clip, quadmask, prompt, params: RemovalParams, progress=None):
         self._check(clip, quadmask)
         pipe = self.pipeline(1)
         video, mask = self._inputs(clip, quadmask)
         latents_gen, aug_gen, _ = self._generators(params.seed)
+        kept: dict = {}
         with profiling.timed("pass1", frames=clip.shape[0]):
-            out = pipe(video, mask, prompt, num_inference_steps=params.steps or 30,
-                       guidance_scale=1.0, mask_mode="trimask", window_frames=self.window_frames,
+            out = pipe(video, mask, prompt_embeds=self._embeds(pipe, prompt),
+                       num_inference_steps=params.steps or 30, guidance_scale=1.0,
+                       mask_mode="trimask", window_frames=self.window_frames,
                        generator=latents_gen, noise_aug_generator=aug_gen,
-                       callback_on_step_end=_progress_callback(progress))
+                       callback_on_step_end=_step_callback(progress, kept),
+                       callback_on_step_end_tensor_inputs=["masked_video_latents"])
+        self._video_latents.put(self._clip_key(clip, params.seed), kept["masked_video_latents"])
         return to_uint8(out.frames, self.uint8)
 
     def warped_noise(self, pass1: np.ndarray, seed: int, num_latents: int) -> torch.Tensor:
@@ -214,12 +261,15 @@ class VoidEngine(Engine):
         _, aug_gen, _ = self._generators(params.seed)
         guidance = params.guidance_scale if params.guidance_scale is not None else 6.0
         with profiling.timed("pass2.sampling", frames=clip.shape[0]):
-            out = pipe(video, mask, prompt, negative_prompt="",
+            out = pipe(video, mask, prompt_embeds=self._embeds(pipe, prompt),
+                       negative_prompt_embeds=self._embeds(pipe, ""),
                        num_inference_steps=params.pass2_steps or 50, guidance_scale=guidance,
                        mask_mode="binary" if self.pass2_mask == "binary" else "trimask_pass2",
                        window_frames=self.window_frames, latents=start,
                        noise_aug_generator=aug_gen,
-                       callback_on_step_end=_progress_callback(progress))
+                       masked_video_latents=self._video_latents.get(
+                           self._clip_key(clip, params.seed)),
+                       callback_on_step_end=_step_callback(progress))
         return to_uint8(out.frames, self.uint8)
 
 

@@ -147,7 +147,10 @@ class VOIDPipelineSteps:
                                    "window_steps": []}
         for w_idx, (s, e) in enumerate(d.windows):
             x = latents[:, s:e]
-            with profiling.timed("transformer.window", window=w_idx, latents=e - s):
+            with profiling.timed("transformer.window", window=w_idx, latents=e - s,
+                                 batch=x.shape[0] * (2 if self.do_classifier_free_guidance else 1),
+                                 height=x.shape[-2] * self.vae_scale_factor_spatial,
+                                 width=x.shape[-1] * self.vae_scale_factor_spatial):
                 model_out, v = self.predict_v(x, d.inpaint_latents[:, s:e], t, d)
                 stepped = self.scheduler.step(v, t, x, return_dict=False)[0].to(latents.dtype)
             blender.add(w_idx, stepped)

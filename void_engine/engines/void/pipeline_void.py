@@ -161,7 +161,8 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
     def check_inputs(self, video, mask, prompt, negative_prompt, prompt_embeds,
                      negative_prompt_embeds, latents, mask_mode, window_frames, overlap_latents,
                      num_inference_steps, noise_aug_strength, output_type,
-                     callback_on_step_end_tensor_inputs) -> list[tuple[int, int]]:
+                     callback_on_step_end_tensor_inputs,
+                     masked_video_latents=None) -> list[tuple[int, int]]:
         """Raise ValueError on anything the pipeline cannot run; return the latent windows."""
         self._check_clip(video, mask)
         self._check_prompt(video.shape[0], prompt, negative_prompt, prompt_embeds,
@@ -186,8 +187,10 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
             raise ValueError(f"{num_frames} frames give {num_latents} latents: every window needs "
                              f"an even latent count (pad to 4k+1 frames with k odd)")
         shape = self.latents_shape(b, num_latents, height, width)
-        if latents is not None and tuple(latents.shape) != shape:
-            raise ValueError(f"start latents {tuple(latents.shape)} do not match {shape}")
+        for name, given in (("start latents", latents),
+                            ("masked_video_latents", masked_video_latents)):
+            if given is not None and tuple(given.shape) != shape:
+                raise ValueError(f"{name} {tuple(given.shape)} do not match {shape}")
         return windows
 
     def _check_clip(self, video, mask) -> None:
@@ -237,6 +240,7 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
         noise_aug_strength: float = NOISE_AUG_STRENGTH,
         noise_aug_generator: torch.Generator | None = None,
         conditioning_pixels: torch.Tensor | None = None,
+        masked_video_latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
         max_sequence_length: int = 226,
@@ -271,6 +275,8 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
                 the reference does (parity only: it is not reproducible across processes).
             conditioning_pixels: the exact (noise-augmented) pixels to VAE-encode as the video
                 condition, (b, 3, T, H, W) in [-1, 1] (parity with stored reference inputs).
+            masked_video_latents: the video condition's VAE latents (b, T_lat, 16, H/8, W/8),
+                e.g. kept from pass 1 of the same clip and seed: its VAE encode is skipped.
             prompt_embeds / negative_prompt_embeds: precomputed T5 states (b, 226, D).
             max_sequence_length: T5 tokens (226, as the model was trained).
             output_type: "pt" (default), "np", "pil", or "latent" (skip the VAE decode).
@@ -295,7 +301,7 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
         windows = self.check_inputs(
             video, mask, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds,
             latents, mask_mode, window_frames, overlap_latents, num_inference_steps,
-            noise_aug_strength, output_type, tensor_inputs)
+            noise_aug_strength, output_type, tensor_inputs, masked_video_latents)
         self._guidance_scale = guidance_scale
         self._attention_kwargs = attention_kwargs
         self._current_timestep = None
@@ -323,8 +329,9 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
 
         # 5. Conditioning: VAE(1 - mask) in [0,1] and VAE(noise-augmented video) in [-1,1]
         mask_cond, mask_latents = self.prepare_mask_latents(mask, mask_mode)
-        conditioning_pixels, masked_video_latents = self.prepare_video_latents(
-            video, noise_aug_strength, noise_aug_generator, conditioning_pixels)
+        if masked_video_latents is None:
+            conditioning_pixels, masked_video_latents = self.prepare_video_latents(
+                video, noise_aug_strength, noise_aug_generator, conditioning_pixels)
         inpaint_latents = torch.cat([mask_latents, masked_video_latents], dim=2).to(device,
                                                                                      dtype)
 

@@ -21,7 +21,7 @@ NOISE_MODES = ("aligned", "faithful")
 PASS2_MASKS = ("binary", "trimask")
 UINT8_MODES = ("round", "truncate")
 SETTINGS_OPTIONS = ("weights", "base", "model_size", "window_frames", "memory_mode",
-                    "noise_mode", "pass2_mask", "uint8", "lora", "lora_scale")
+                    "noise_mode", "pass2_mask", "uint8", "lora", "lora_scale", "compile")
 
 
 def frame_rules_for(window_frames: int) -> FrameRules:
@@ -41,6 +41,7 @@ class VoidSettings:
     pass2_mask: str
     uint8: str
     loras: LoraSpec
+    compile: bool  # torch.compile each transformer block (regional compilation)
 
     @property
     def frame_rules(self) -> FrameRules:
@@ -111,7 +112,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 def void_settings(weights=None, base=None, model_size=None, window_frames=None,
                   memory_mode: str = "full", noise_mode: str = "aligned",
                   pass2_mask: str = "binary", uint8: str = "round", lora=None,
-                  lora_scale=1.0) -> VoidSettings:
+                  lora_scale=1.0, compile=False) -> VoidSettings:
     """Validate the options (InputError / ModelLoadError naming the bad one) and derive the
     defaults: a tiny random-weight base model gets a tiny size and window."""
     from .loading import DEFAULT_BASE_ID, MEMORY_MODES
@@ -134,4 +135,12 @@ def void_settings(weights=None, base=None, model_size=None, window_frames=None,
         noise_mode=_choice("noise_mode", noise_mode, NOISE_MODES),
         pass2_mask=_choice("pass2_mask", pass2_mask, PASS2_MASKS),
         uint8=_choice("uint8", uint8, UINT8_MODES),
-        loras=parse_loras(lora, lora_scale))
+        loras=parse_loras(lora, lora_scale), compile=_flag("compile", compile))
+
+
+def _flag(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return str(value).lower() in ("1", "true", "yes", "on")
+    raise InputError(f"{name} must be true or false, got {value!r}")
