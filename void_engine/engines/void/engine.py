@@ -15,6 +15,10 @@ fixture pins it):
   noise_mode     "aligned" (default: noise on the exact pass-1 frames, every latent, unit variance)
                  | "faithful" (reference: 72 frames, 480x720 crop, one window only)
   seeds          always: latents, noise augmentation and warped noise come from RemovalParams.seed
+
+Other options: lora / lora_scale (LoRA adapters fused into the transformer, void.lora),
+compile (torch.compile every transformer block), memory_mode, dtype, model_size,
+window_frames, base, raft_weights (all validated up front in void.settings).
 """
 from __future__ import annotations
 
@@ -128,6 +132,7 @@ class VoidEngine(Engine):
         from void_engine.engines.base import EngineFacts
 
         s = void_settings(**{k: v for k, v in options.items() if k in SETTINGS_OPTIONS})
+        loading.parse_dtype(options.get("dtype"), torch.device("cpu"))  # as the engine would
         return EngineFacts(cls.name, cls.supports_pass2, s.model_size, s.frame_rules)
 
     # ---- models (loaded on first use, kept resident) -------------------------------------------
@@ -233,7 +238,7 @@ class VoidEngine(Engine):
         h, w = pass1.shape[1:3]
         gen = torch.Generator("cpu").manual_seed(seed + 2)
         dev = self.device if self.device.type == "cuda" else "cpu"
-        flow_fn = _timed_flow(self.flow_fn())
+        flow_fn = _TimedFlow(self.flow_fn())
         with profiling.timed("pass2.flow_and_noise", frames=pass1.shape[0]):
             if self.noise_mode == "faithful":
                 lat_window = (self.window_frames - 1) // 4 + 1
@@ -273,7 +278,7 @@ class VoidEngine(Engine):
         return to_uint8(out.frames, self.uint8)
 
 
-class _timed_flow:  # noqa: N801 - used like a function
+class _TimedFlow:
     """Wraps a flow function and adds up the seconds spent in it."""
 
     def __init__(self, fn):
