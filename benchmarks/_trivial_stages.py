@@ -38,7 +38,7 @@ def decode_shot(plate_uri, quadmask_uri, workdir, *, shot_id, frame_range=None,
 
 
 def encode_shot(decoded, result_path, out_dir, *, codec="ffv1", composite=None, review=True,
-                progress=None, result_uri=None):
+                progress=None, result_uri=None, shot_id=None, engine=""):
     out = Path(out_dir)
     (out / f"{decoded.shot_id}.mkv").write_bytes(Path(result_path).read_bytes())
     (out / f"{decoded.shot_id}_matte.mkv").write_bytes(b"matte")

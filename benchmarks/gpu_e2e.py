@@ -126,7 +126,7 @@ def run_remove(ckpt: Path, shot: Path, out: Path, mode: str, compiled: bool, pla
     if mode == "fp8" or torch.cuda.is_available():
         args += ["--engine-opt", "dtype=bf16"]
     if plan["model_size"]:
-        args += ["--model-size", "{}x{}".format(*plan["model_size"])]
+        args += ["--model-size", "{1}x{0}".format(*plan["model_size"])]  # WxH
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -165,7 +165,7 @@ def run_batch(ckpt: Path, work: Path, plan: dict, shots: int = 4,
            "--engine", "void", "--weights", str(ckpt), "--cache", str(work / "cache"),
            "--no-review"]
     if plan["model_size"]:
-        cmd += ["--engine-opt", "model_size={}x{}".format(*plan["model_size"])]
+        cmd += ["--engine-opt", "model_size={1}x{0}".format(*plan["model_size"])]  # WxH
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0

@@ -9,8 +9,9 @@ process + its ffmpeg children) are printed as a load-independent check. Prints t
 the peak resident memory of this process plus its ffmpeg children (sampled every 50 ms with
 psutil), and ru_maxrss for reference.
 
-The plain transcode uses exactly the pipeline's encoder settings (io.codec_args; for ffv1:
--c:v ffv1 -level 3 -g 1 -slices 16 -slicecrc 1 -pix_fmt bgr0). Most of the 4K peak RSS is
+The plain transcode uses exactly the pipeline's encoder settings (io.codecs.encoder_options,
+built by io.commands.transcode_command; for ffv1: -c:v ffv1 -level 3 -g 1 -slices 16
+-slicecrc 1 -pix_fmt bgr0). Most of the 4K peak RSS is
 ffmpeg 5.1's FFV1 encoder itself: it zero-fills a worst-case packet buffer of ~1.4 GB at 4K,
 whatever the slice/thread settings (the plain transcode peaks at ~1.5 GB too).
 
@@ -33,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +43,9 @@ sys.path.insert(0, str(REPO))
 from void_engine import stages  # noqa: E402
 from void_engine.engines.base import FrameRules  # noqa: E402
 from void_engine.io import probe  # noqa: E402
-from void_engine.io.video import CODECS  # noqa: E402
+from void_engine.io.codecs import VIDEO_CODECS as CODECS  # noqa: E402
+from void_engine.io.codecs import codec_args  # noqa: E402
+from void_engine.io.commands import transcode_command  # noqa: E402
 from void_engine.quadmask import find_quadmask  # noqa: E402
 
 
@@ -74,13 +78,6 @@ class PeakRSS:
         self._thread.join()
 
 
-def ffmpeg_args(codec: str, depth: int, size: tuple[int, int]) -> list[str]:
-    """The encoder settings VideoWriter uses (io.codec_args), for a like-for-like transcode."""
-    import numpy as np
-
-    from void_engine.io import codec_args
-
-    return codec_args(codec, w=size[1], h=size[0], dtype=np.uint8 if depth == 8 else np.uint16)
 
 
 def _cpu(a: os.times_result, b: os.times_result) -> float:
@@ -103,7 +100,8 @@ def main() -> int:
     info = probe(plate)
     print(f"plate {plate}: {info.width}x{info.height}, {info.frames} frames, "
           f"{info.fps} fps, codec {args.codec}")
-    cmd_tail = [*ffmpeg_args(args.codec, info.depth, info.size)]
+    dtype = np.uint8 if info.depth == 8 else np.uint16
+    cmd_tail = codec_args(args.codec, w=info.width, h=info.height, dtype=dtype)
     # (decode_s, encode_s, plain_s, pipeline_cpu_s, plain_cpu_s, peak_bytes, plain_peak_bytes)
     runs = []
     with tempfile.TemporaryDirectory(prefix="void-bench-") as tmp:
@@ -122,8 +120,8 @@ def main() -> int:
                                    review=False)
                 t2, c1 = time.perf_counter(), os.times()
             out = tmp / ("plain" + CODECS[args.codec]["ext"])
-            cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", plate, "-map", "0:v:0",
-                   "-map", "0:a?", "-c:a", "copy", *cmd_tail, str(out)]
+            cmd = transcode_command(plate, str(out), args.codec, w=info.width, h=info.height,
+                                    dtype=dtype)
             # Sampled the same way, so the sampler's own cost falls on both sides.
             with PeakRSS() as plain_rss:
                 t3 = time.perf_counter()

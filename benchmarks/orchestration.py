@@ -117,18 +117,23 @@ def orchestration(work: Path, n_shots: int) -> None:
     man = work / "tiny.parquet"
     write_manifest(tiny_rows(work, "t", n_shots), man)
     write_manifest(tiny_rows(work, "w", 1), work / "warm.parquet")
+    from tasks.options import RunOptions
+
     params = dict(output_root=str(work / "out"), engine="bench-trivial",
-                  cache=str(work / "cache"), plugins=["_trivial_stages"], return_state=True)
+                  cache=str(work / "cache"), plugins=["_trivial_stages"])
+
+    def run(manifest: Path, **kw):
+        return nightly_batch(options=RunOptions(manifest=str(manifest), **{**params, **kw}),
+                             return_state=True)
 
     t = time.perf_counter()
-    st = nightly_batch(manifest=str(work / "warm.parquet"),
-                       **{**params, "output_root": str(work / "o1")})
+    st = run(work / "warm.parquet", output_root=str(work / "o1"))
     assert st.is_completed(), st.message
     wait_recorded(st, STAGE_TASKS_PER_SHOT)
     t_warm = time.perf_counter() - t
 
     t = time.perf_counter()
-    st = nightly_batch(manifest=str(man), **params)
+    st = run(man)
     t_flow = time.perf_counter() - t
     assert st.is_completed(), st.message
     t_drain = wait_recorded(st, STAGE_TASKS_PER_SHOT * n_shots)
@@ -142,7 +147,7 @@ def orchestration(work: Path, n_shots: int) -> None:
           f"{executed}, cache hits {hits}")
 
     t = time.perf_counter()
-    st = nightly_batch(manifest=str(man), **params)
+    st = run(man)
     t_cached = time.perf_counter() - t
     assert st.is_completed(), st.message
     rep = read_report(work / "out")

@@ -1,115 +1,167 @@
-"""The run report: output_root/report.parquet (one row per shot) and report.html (the same with
-thumbnails), both written to a temp name and renamed."""
+"""The run report: one row per shot, kept as a pandas DataFrame with a fixed Parquet schema.
+
+    <output_root>/report.parquet, report.html          the current state of every shot
+    <output_root>/runs/<flow run id>/report.parquet    what each run did (history)
+
+Every command that writes a report merges its rows into the current one (a rerun shot's row
+replaces its old row; the others stay). A row keeps, per stage, this run's wall seconds
+(`seconds_<stage>`: a lookup for a cache hit) and the compute seconds of the run that produced
+the stage's result (`compute_<stage>`), so a cached re-run does not erase the real figures.
+Reports are written through fsspec (local folders and object stores alike) by
+void_engine.io.atomic: a temporary name, then moved into place, removed on any error.
+"""
 from __future__ import annotations
 
-import base64
-import html
 import os
-from pathlib import Path
+import tempfile
 
+import fsspec
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.records import STAGES
+from tasks.graph import stage_names
+from void_engine.errors import InputError
+from void_engine.io.atomic import write_bytes
 
-STAGE_COLUMNS = [f"seconds_{s}" for s in STAGES]
-REPORT_SCHEMA = pa.schema([
+REPORT, HTML, RUNS = "report.parquet", "report.html", "runs"
+_BASE = [
     ("shot_id", pa.string()), ("row", pa.int32()), ("status", pa.string()),
     ("error", pa.string()), ("failed_stage", pa.string()), ("engine", pa.string()),
-    ("priority", pa.int32()), ("tags", pa.list_(pa.string())),
-    *[(c, pa.float64()) for c in STAGE_COLUMNS],
-    ("seconds_total", pa.float64()),
+    ("model_id", pa.string()), ("priority", pa.int32()), ("tags", pa.list_(pa.string())),
+]
+_TAIL = [
+    ("seconds_total", pa.float64()), ("model_load_seconds", pa.float64()),
     ("cache_hits", pa.list_(pa.string())), ("executed", pa.list_(pa.string())),
-    ("skipped", pa.string()),  # JSON-ish "stage: why; ..." for the human reader
+    ("skipped", pa.string()),  # "stage: why; ..." for the human reader
+    ("mask_path", pa.string()), ("mask_degraded", pa.bool_()),
     ("gate_score", pa.float64()), ("gate_threshold", pa.float64()),
     ("gate_decision", pa.string()), ("passes_run", pa.int32()),
+    ("display_note", pa.string()), ("notes", pa.list_(pa.string())),
     ("result_uri", pa.string()), ("matte_uri", pa.string()), ("review_uri", pa.string()),
-    ("thumbnail", pa.string()), ("flow_run_id", pa.string()),
-])
+    ("thumbnail", pa.string()), ("output_dir", pa.string()),
+    ("flow_run_id", pa.string()), ("flow_run_url", pa.string()), ("host", pa.string()),
+]
 
 
-def write_report(rows: list[dict], output_root: str | os.PathLike) -> tuple[str, str]:
-    root = Path(output_root)
-    root.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in REPORT_SCHEMA} for r in rows],
-                                 schema=REPORT_SCHEMA)
-    pq_path = root / "report.parquet"
-    tmp = root / ".report.parquet.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(pq_path)
-    html_path = root / "report.html"
-    tmp = root / ".report.html.tmp"
-    tmp.write_text(render_html(rows))
-    tmp.replace(html_path)
-    return str(pq_path), str(html_path)
+def schema() -> pa.Schema:
+    """The report's columns: per stage of tasks.graph.STAGES, this run's wall seconds
+    (`seconds_<stage>`) and the producing run's compute seconds (`compute_<stage>`)."""
+    stages = stage_names()
+    return pa.schema([*_BASE, *[(f"seconds_{s}", pa.float64()) for s in stages],
+                      *[(f"compute_{s}", pa.float64()) for s in stages], *_TAIL])
 
 
-def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
-    """A previous report's rows with those of the shots in `new` replaced by `new`'s rows
-    (every old row of a rerun shot id goes, duplicates included); the others are kept."""
-    rerun = {r["shot_id"] for r in new}
-    return [r for r in old if r.get("shot_id") not in rerun] + list(new)
+def columns() -> list[str]:
+    return schema().names
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows (dicts) as a report DataFrame with every column of schema(), in order."""
+    cols = columns()
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
+
+def merge(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """`old` with the rows of the shots in `new` replaced by `new`'s (duplicates of a rerun
+    shot id included), ordered by manifest row."""
+    keep = old[~old["shot_id"].isin(set(new["shot_id"]))]
+    parts = [df for df in (keep, new) if len(df)]
+    return by_row(pd.concat(parts, ignore_index=True) if parts else new)
+
+
+def by_row(df: pd.DataFrame) -> pd.DataFrame:
+    """In manifest row order (rows without one last)."""
+    return df.sort_values("row", kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _table(df: pd.DataFrame) -> pa.Table:
+    sch = schema()
+    df = df.reindex(columns=sch.names)
+    df = df.astype(object).where(df.notna(), None)
+    return pa.Table.from_pylist(df.to_dict("records"), schema=sch)
+
+
+def _path(output_root_or_file: str) -> str:
+    p = str(output_root_or_file)
+    return p if p.endswith(".parquet") else f"{p.rstrip('/')}/{REPORT}"
+
+
+def load(path: str) -> pd.DataFrame:
+    """A report (an output root, or a report.parquet) as a DataFrame; FileNotFoundError when
+    there is none; InputError when the file is not a report."""
+    return _read(path).to_pandas(types_mapper=None)
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as plain dicts (lists as lists, nulls as None)."""
+    return _table(df).to_pylist()
 
 
 def read_report(path: str | os.PathLike) -> list[dict]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.parquet"
-    return pq.read_table(p).to_pylist()
+    """A report's rows as plain dicts (lists as lists, nulls as None)."""
+    return _read(str(path)).to_pylist()
 
 
-def _thumb_tag(path: str | None) -> str:
-    if not path or not os.path.isfile(path):
-        return ""
+def _read(path: str) -> pa.Table:
+    uri = _path(str(path))
     try:
-        import cv2
+        with fsspec.open(uri, "rb") as f:
+            table = pq.read_table(f)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{uri} is not a readable report: {exc}") from None
+    if "shot_id" not in table.column_names or "status" not in table.column_names:
+        raise InputError(f"{uri} is not a void-batch report (no shot_id/status columns)")
+    sch = schema()
+    for f in sch:  # a report from an older version (or other stages): missing columns empty
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(len(table), f.type))
+    return table.select(sch.names).cast(sch)
 
-        img = cv2.imread(path)
-        if img is None:
-            return ""
-        h, w = img.shape[:2]
-        scale = 240 / max(w, 1)
-        img = cv2.resize(img, (240, max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        if not ok:
-            return ""
-        return f'<img src="data:image/jpeg;base64,{base64.b64encode(buf).decode()}">'
-    except Exception:  # a thumbnail is never worth failing a report
-        return ""
+
+def write(df: pd.DataFrame, output_root: str, run_id: str | None = None) -> dict[str, str]:
+    """Merge `df` into the output root's report and write it (Parquet + HTML), plus this
+    run's own copy under runs/<run_id>/. Returns the paths written."""
+    from flows.report_html import render_html
+
+    root = str(output_root).rstrip("/")
+    try:
+        current = merge(load(root), df)
+    except FileNotFoundError:
+        current = by_row(df)
+    written = {}
+    if run_id:
+        written["run_report"] = write_bytes(f"{root}/{RUNS}/{run_id}/{REPORT}", _parquet(df),
+                                            what="report")
+    table = _table(current)
+    written["report"] = write_bytes(f"{root}/{REPORT}", _parquet(table), what="report")
+    written["html"] = write_bytes(f"{root}/{HTML}", render_html(table.to_pylist()).encode(),
+                                  what="report")
+    return written
 
 
-def render_html(rows: list[dict]) -> str:
-    ok = sum(r["status"] == "ok" for r in rows)
-    head = ["shot", "status", "error", "engine", *STAGES, "total s", "cache hits", "gate",
-            "result", "thumbnail"]
-    out = ["<!doctype html><meta charset='utf-8'><title>void-batch report</title>",
-           "<style>body{font:13px sans-serif}td,th{border:1px solid #ccc;padding:3px 6px;"
-           "vertical-align:top}.failed{background:#fdd}.ok{background:#dfd}</style>",
-           f"<h1>void-batch report</h1><p>{ok} of {len(rows)} shots ok</p><table><tr>",
-           "".join(f"<th>{html.escape(h)}</th>" for h in head), "</tr>"]
-    for r in rows:
-        e = html.escape
-        gate = (f"{r['gate_score']:.3f} / {r['gate_threshold']} → {r['gate_decision']}"
-                if r.get("gate_score") is not None else e(r.get("gate_decision") or ""))
-        cells = [e(r["shot_id"] or "?"), e(r["status"]), e(r.get("error") or ""),
-                 e(r.get("engine") or ""),
-                 *[f"{r[c]:.2f}" if r.get(c) is not None else "" for c in STAGE_COLUMNS],
-                 f"{r.get('seconds_total') or 0:.2f}", e(", ".join(r.get("cache_hits") or [])),
-                 gate, e(r.get("result_uri") or ""), _thumb_tag(r.get("thumbnail"))]
-        out.append(f"<tr class='{e(r['status'])}'>" + "".join(f"<td>{c}</td>" for c in cells)
-                   + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
+def _parquet(data: pd.DataFrame | pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(data if isinstance(data, pa.Table) else _table(data), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_fallback(df: pd.DataFrame, run_id: str) -> str:
+    """Where the report goes when the output root cannot take it (full disk, permissions)."""
+    folder = os.path.join(tempfile.gettempdir(), "void-batch-reports", run_id or "run")
+    return write(df, folder)["report"]
 
 
 def format_table(rows: list[dict]) -> str:
     """Plain-text summary for the terminal."""
-    lines = [f"{'shot':<24} {'status':<8} {'seconds':>8} {'cached':>7}  note"]
+    lines = [f"{'shot':<24} {'status':<9} {'seconds':>8} {'cached':>7}  note"]
     for r in rows:
         hits = len(r.get("cache_hits") or [])
         ran = hits + len(r.get("executed") or [])
         note = r.get("error") or (f"gate {r['gate_decision']}" if r.get("gate_decision") else "")
-        lines.append(f"{(r['shot_id'] or '?')[:24]:<24} {r['status']:<8} "
+        lines.append(f"{(r['shot_id'] or '?')[:24]:<24} {r['status']:<9} "
                      f"{r.get('seconds_total') or 0:>8.2f} {f'{hits}/{ran}':>7}  {note[:100]}")
     ok = sum(r["status"] == "ok" for r in rows)
     lines.append(f"{ok} of {len(rows)} shots ok")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from manifests.schema import REQUIRED, SCHEMA, ShotRow, row_to_record
 from void_engine.errors import InputError
+from void_engine.io.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def resolve_uri(uri: str, base: str) -> str:
 def manifest_folder(uri: str) -> str:
     if is_remote(uri):
         return uri.rsplit("/", 1)[0]
-    return str(Path(uri.removeprefix("file://")).resolve().parent)
+    return os.path.dirname(os.path.abspath(uri.removeprefix("file://")))
 
 
 def read_table(uri: str) -> pa.Table:
@@ -91,8 +92,10 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 
 
 def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[str] | None = None,
-                     check_files: bool = True, uri: str = "") -> Manifest:
-    """Validate rows: types and rules (ShotRow), unique shot_id, known engine, files present."""
+                     check_files: bool = True, uri: str = "",
+                     output_roots: Iterable[str] = ()) -> Manifest:
+    """Validate rows: types and rules (ShotRow), unique shot_id, known engine, files present,
+    output_uri inside the output root (relative, not escaping it) or one of `output_roots`."""
     if engines is None:
         from void_engine.engines.base import available_engines
 
@@ -102,7 +105,8 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
     first_row: dict[str, int] = {}
     exists: dict[str, bool] = {}
     for i, rec in enumerate(records):
-        sid = rec.get("shot_id") or None
+        sid = rec.get("shot_id")
+        sid = str(sid) if sid is not None and sid != "" else None
         try:
             row = ShotRow.model_validate(rec)
         except ValidationError as exc:
@@ -122,7 +126,7 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
             problems += [f"{k}: file not found: {v}" for k, v in resolved.items()
                          if not _exists(v, exists)]
         if row.output_uri:
-            resolved["output_uri"] = resolve_uri(row.output_uri, base)
+            problems += _output_problems(row.output_uri, output_roots)
         if problems:
             m.errors.extend(RowError(i, row.shot_id, p) for p in problems)
             continue
@@ -131,8 +135,32 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
     return m
 
 
+def _output_problems(output_uri: str, roots: Iterable[str]) -> list[str]:
+    """A row may only write inside the run's output root (a relative output_uri that does not
+    climb out of it) or inside a root the command line names (--output-root): never a place
+    taken from the manifest alone."""
+    if "://" not in output_uri and not os.path.isabs(output_uri):
+        norm = posixpath.normpath(output_uri.replace(os.sep, "/"))
+        if norm == ".." or norm.startswith("../"):
+            return [f"output_uri {output_uri!r} climbs out of the output root"]
+        return []
+    target = _norm_root(output_uri)
+    if any(target == r or target.startswith(r.rstrip("/") + "/")
+           for r in map(_norm_root, roots)):
+        return []
+    return [f"output_uri {output_uri!r} is outside the output root (name its root with "
+            "--output-root to allow it)"]
+
+
+def _norm_root(uri: str) -> str:
+    if "://" in uri and not uri.startswith("file://"):
+        scheme, _, path = uri.partition("://")
+        return f"{scheme}://{posixpath.normpath(path)}"
+    return os.path.normpath(os.path.abspath(uri.removeprefix("file://")))
+
+
 def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = None,
-                  check_files: bool = True) -> Manifest:
+                  check_files: bool = True, output_roots: Iterable[str] = ()) -> Manifest:
     """Read a Parquet manifest; raises InputError only when the file itself is unusable."""
     uri = str(uri)
     try:
@@ -145,7 +173,30 @@ def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = Non
     if missing:
         raise InputError(f"manifest {uri} lacks required column(s): {', '.join(missing)}")
     return validate_records(table.to_pylist(), manifest_folder(uri), engines=engines,
-                            check_files=check_files, uri=uri)
+                            check_files=check_files, uri=uri, output_roots=output_roots)
+
+
+def select(manifest: Manifest, shots: list[str] | None = None, tags: list[str] | None = None,
+           ) -> tuple[list[int], list[list[RowError]]]:
+    """Indices of the good rows to run, and the bad rows (grouped per file row) to report,
+    both restricted to the requested shot ids / tags when given."""
+    want = set(shots or ())
+    want_tags = set(tags or ())
+
+    def chosen(shot_id: str | None, shot_tags=()) -> bool:
+        if want and shot_id not in want:
+            return False
+        return not want_tags or bool(want_tags & set(shot_tags))
+
+    picked = [i for i, s in enumerate(manifest.shots) if chosen(s.shot_id, s.tags)]
+    by_row: dict[int, list[RowError]] = {}
+    for e in manifest.errors:
+        if not want_tags and chosen(e.shot_id):
+            by_row.setdefault(e.row, []).append(e)
+    known = {s.shot_id for s in manifest.shots} | {e.shot_id for e in manifest.errors}
+    for sid in sorted(want - known):
+        by_row[-1 - len(by_row)] = [RowError(-1, sid, "shot_id not in the manifest")]
+    return picked, list(by_row.values())
 
 
 def write_manifest(rows: Iterable[ShotRow | dict], out: str | os.PathLike) -> str:
@@ -154,14 +205,8 @@ def write_manifest(rows: Iterable[ShotRow | dict], out: str | os.PathLike) -> st
                {f.name: r.get(f.name) for f in SCHEMA} for r in rows]
     table = pa.Table.from_pylist(records, schema=SCHEMA)
     out = str(out)
-    if is_remote(out):
-        with fsspec.open(out, "wb") as f:
-            pq.write_table(table, f)
-        return out
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out).with_name(f".{Path(out).name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out)
+    with atomic_path(out, what="manifest") as tmp:  # local or fsspec URI
+        pq.write_table(table, tmp)
     return out
 
 
@@ -175,8 +220,9 @@ def rows_from_folder(folder: str | os.PathLike, relative_to: str | os.PathLike |
     """One row per sub-folder laid out like ../shared/samples: input_video.mp4, a quadmask
     (quadmask_0.mp4 or trimask_quadmask.mp4) and prompt.json {"bg": ...}. Paths are written
     relative to `relative_to` (the manifest's folder) so the manifest travels with the data."""
-    folder = Path(folder).resolve()
-    rel_base = Path(relative_to).resolve() if relative_to else None
+    # abspath, not resolve(): a symlinked show mount stays the path the user gave
+    folder = Path(os.path.abspath(folder))
+    rel_base = Path(os.path.abspath(relative_to)) if relative_to else None
     rows = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
         plate = next((d / n for n in PLATE_NAMES if (d / n).is_file()), None)

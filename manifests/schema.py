@@ -9,6 +9,7 @@ Mask inputs, exactly one of:
 
 clicks: JSON list of {"frame": int, "x": float, "y": float, "label": 1|0, "obj": int = 1}
 boxes:  JSON list of {"frame": int, "box": [x0, y0, x1, y1], "obj": int = 1}
+(validated by void_engine.masks.prompts, which the segmentation stage uses too)
 Coordinates are plate pixels; frame indices are relative to the plate (not to first_frame).
 URIs go through fsspec (local paths, file://, s3://, gs://); relative ones are resolved against
 the manifest's folder by the loader.
@@ -22,6 +23,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from void_engine.io import ALL_CODECS as CODECS  # h264, prores, ffv1, png, exr
+from void_engine.masks.prompts import Box, Click, check_objects  # the one home of prompt checks
 
 SCHEMA = pa.schema([
     pa.field("shot_id", pa.string(), nullable=False),
@@ -49,30 +51,8 @@ SCHEMA = pa.schema([
 ])
 
 REQUIRED = ("shot_id", "plate_uri")
+SHOT_ID_MAX = 128
 
-
-
-class Click(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    frame: int = Field(ge=0)
-    x: float
-    y: float
-    label: Literal[0, 1] = 1
-    obj: int = 1
-
-
-class Box(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    frame: int = Field(ge=0)
-    box: tuple[float, float, float, float]
-    obj: int = 1
-
-    @field_validator("box")
-    @classmethod
-    def _ordered(cls, b: tuple[float, float, float, float]):
-        if b[2] <= b[0] or b[3] <= b[1]:
-            raise ValueError(f"box {list(b)} needs x1 > x0 and y1 > y0")
-        return b
 
 
 class ShotRow(BaseModel):
@@ -80,7 +60,11 @@ class ShotRow(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    shot_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # Names files and folders (<shot_id>_review.mp4, temp names): kept well inside the 255-byte
+    # file-name limit of common file systems. Text only: an integer id column is refused here,
+    # not half-way through a run.
+    shot_id: str = Field(min_length=1, max_length=SHOT_ID_MAX, strict=True,
+                         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     plate_uri: str = Field(min_length=1)
     first_frame: int | None = Field(default=None, ge=0)
     last_frame: int | None = Field(default=None, ge=0)
@@ -162,6 +146,8 @@ class ShotRow(BaseModel):
             raise ValueError(f"conflicting mask inputs: {' and '.join(given)} (give exactly one)")
         if self.grey_mask_uri and not self.black_mask_uri:
             raise ValueError("grey_mask_uri needs black_mask_uri")
+        if self.clicks or self.boxes:
+            check_objects(self.clicks, self.boxes)
         return self
 
     @property

@@ -10,6 +10,10 @@ stages of a change and never needs to re-hash big intermediates.
 Store layout (any fsspec URI, local folder by default):
     <root>/<stage>/<key>/<files...>
     <root>/<stage>/<key>/_entry.json      written last; an entry without it does not exist
+The marker lists every file with its size and sha256. A lookup checks the sizes (cheap); the
+digests are checked before an entry's files are trusted (`verify`: when a stage reads them, and
+while a deliverable is copied out), so an entry edited in place, even at the same size, is
+detected, moved to <root>/.corrupt/ and recomputed.
 Local stores commit by renaming a finished staging folder into place (atomic on one file
 system); if another run got there first, its entry wins and ours is dropped, so two concurrent
 runs never leave a half-written or mixed entry. Remote stores upload the files, then the marker.
@@ -22,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -41,14 +46,10 @@ _digest_memo: dict[tuple, str] = {}
 _digest_lock = threading.Lock()
 
 
-def content_digest(uri: str) -> str:
-    """sha256 of a file's bytes (local), memoised per (path, size, mtime) for the process;
-    for object stores the store's own content id (ETag/generation) via fsspec's ukey."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not isinstance(fs, LocalFileSystem):
-        return "ukey:" + fs.ukey(path)
+def file_sha256(path: str | os.PathLike) -> str:
+    """"sha256:<hex>" of a local file, memoised per (path, inode, size, mtime) for the process."""
     st = os.stat(path)
-    memo_key = (path, st.st_size, st.st_mtime_ns)
+    memo_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     with _digest_lock:
         if memo_key in _digest_memo:
             return _digest_memo[memo_key]
@@ -60,6 +61,15 @@ def content_digest(uri: str) -> str:
     with _digest_lock:
         _digest_memo[memo_key] = digest
     return digest
+
+
+def content_digest(uri: str) -> str:
+    """sha256 of a file's bytes (local, memoised: file_sha256); for object stores the store's
+    own content id (ETag/generation) via fsspec's ukey."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not isinstance(fs, LocalFileSystem):
+        return "ukey:" + fs.ukey(path)
+    return file_sha256(path)
 
 
 def weights_id(folder: str | os.PathLike | None) -> str | None:
@@ -95,11 +105,20 @@ def _canonical(obj: Any) -> Any:
 def stage_key(stage: str, version: str, *, inputs: Mapping[str, str | None],
               params: Mapping[str, Any], weights: str | None = None) -> str:
     """`<stage>-<32 hex>`: the stage name is part of the key *and* of the hashed payload, so two
-    stages with equal inputs never share an entry (notes P2)."""
+    stages with equal inputs never share an entry (docs/orchestration.md)."""
     payload = {"stage": stage, "version": version, "inputs": inputs, "params": params,
                "weights": weights}
     blob = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"))
     return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
+
+
+class CorruptEntry(Exception):
+    """A cache entry's file does not hold the bytes it was committed with."""
+
+    def __init__(self, entry: Entry, name: str):
+        super().__init__(f"cache entry {entry.key} was corrupt ({name} no longer matches the "
+                         f"digest it was committed with)")
+        self.entry, self.name = entry, name
 
 
 @dataclass
@@ -110,6 +129,7 @@ class Entry:
     key: str
     uri: str  # folder URI in the store
     files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes
+    digests: dict[str, str] = field(default_factory=dict)  # name -> "sha256:<hex>"
     meta: dict[str, Any] = field(default_factory=dict)  # stage facts (gate score, notes, ...)
     created: float = 0.0
 
@@ -131,6 +151,7 @@ class CacheStore:
         self.uri = self.root if self.local else uri.rstrip("/")
         if self.local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
+            clean_stale_staging(Path(self.root) / STAGING)
 
     def __repr__(self) -> str:
         return f"CacheStore({self.uri!r})"
@@ -155,6 +176,8 @@ class CacheStore:
             return None
         entry = Entry(**d)
         entry.uri = self.entry_uri(stage, key)
+        if set(entry.digests) != set(entry.files):  # from before digests: not trusted
+            return None
         for name, expected in entry.files.items():
             try:
                 if size(f"{base}/{name}") != expected:
@@ -172,12 +195,11 @@ class CacheStore:
         was committed. For local stores it sits inside the store (same file system: the
         commit is a rename)."""
         if self.local:
-            parent = Path(self.root) / ".staging"
-            parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(self.root) / STAGING
         else:
             parent = Path(tempfile.gettempdir()) / "void-batch-staging"
-            parent.mkdir(parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=parent))
+        parent.mkdir(parents=True, exist_ok=True)
+        d = Path(tempfile.mkdtemp(prefix=f"{key}.{_OWNER}.", dir=parent))
         try:
             yield d
         finally:
@@ -186,9 +208,11 @@ class CacheStore:
     def commit(self, stage: str, key: str, staging: Path, meta: Mapping[str, Any] | None = None
                ) -> Entry:
         """Publish a finished staging folder as the entry (stage, key); first writer wins."""
-        files = {p.relative_to(staging).as_posix(): p.stat().st_size
-                 for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MARKER}
+        paths = {p.relative_to(staging).as_posix(): p for p in sorted(staging.rglob("*"))
+                 if p.is_file() and p.name != MARKER}
+        files = {n: p.stat().st_size for n, p in paths.items()}
         entry = Entry(stage=stage, key=key, uri=self.entry_uri(stage, key), files=files,
+                      digests={n: file_sha256(p) for n, p in paths.items()},
                       meta=dict(meta or {}), created=time.time())
         (staging / MARKER).write_text(json.dumps(entry.to_dict(), indent=1, default=str))
         if self.local:
@@ -218,12 +242,37 @@ class CacheStore:
                     shutil.rmtree(trash, ignore_errors=True)
         raise OSError(f"could not commit cache entry {final}")
 
+    def verify(self, entry: Entry) -> Path:
+        """The entry's local folder, after checking every file against its digest; raises
+        CorruptEntry (having moved the entry aside, so the next lookup misses) if one differs."""
+        folder = self.local_dir(entry)
+        for name, digest in entry.digests.items():
+            path = folder / name
+            if not path.is_file() or file_sha256(path) != digest:
+                self.quarantine(entry)
+                raise CorruptEntry(entry, name)
+        return folder
+
+    def quarantine(self, entry: Entry) -> None:
+        """Take a corrupt entry out of the store: moved to <root>/.corrupt/ (local, kept for a
+        look) or its marker deleted (remote), and its download mirror dropped."""
+        shutil.rmtree(_mirror_dir(entry), ignore_errors=True)
+        if self.local:
+            src = Path(self._path(entry.stage, entry.key))
+            dest = Path(self.root) / ".corrupt" / f"{entry.key}.{uuid.uuid4().hex[:8]}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.rename(src, dest)
+            return
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.rm(f"{self._path(entry.stage, entry.key)}/{MARKER}")
+
     def local_dir(self, entry: Entry) -> Path:
         """A local folder holding the entry's files (the entry itself for local stores, a
         download mirror for remote ones)."""
         if self.local:
             return Path(entry.uri)
-        mirror = Path(tempfile.gettempdir()) / "void-batch-mirror" / entry.stage / entry.key
+        mirror = _mirror_dir(entry)
         if not (mirror / MARKER).is_file():
             tmp = mirror.with_name(f".{mirror.name}.{uuid.uuid4().hex[:8]}")
             tmp.mkdir(parents=True)
@@ -238,51 +287,47 @@ class CacheStore:
         return mirror
 
 
-# --- the key of each stage ---------------------------------------------------------------------
-# Bump a stage's version when its code changes what it writes.
-STAGE_VERSIONS = {"segmentation": "1", "vlm_quadmask": "1", "decode": "1", "pass1": "1",
-                  "gate": "1", "pass2": "1", "encode": "1"}
+def _mirror_dir(entry: Entry) -> Path:
+    return Path(tempfile.gettempdir()) / "void-batch-mirror" / entry.stage / entry.key
 
 
-def _maybe_digest(uri: str | None) -> str | None:
-    return content_digest(uri) if uri else None
+# --- staging folders left behind by killed runs -----------------------------------------------
+STAGING = ".staging"
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_")
+_OWNER = f"{_HOST}-{os.getpid()}"  # staging folders are named <key>.<host>-<pid>.<random>
+STALE_AFTER_S = 24 * 3600  # another host's staging folder (a shared store): removed after a day
 
 
-def key_of(stage: str, shot: Any, *, model_id: str, up: Mapping[str, str | None],
-           extra: Mapping[str, Any] | None = None) -> str:
-    """The cache key of `stage` for manifest row `shot`. `up` maps upstream stage names to
-    their entry keys (None when that stage was skipped); `extra` carries run-level parameters
-    of the stage (gate threshold, masks module versions, review media on/off)."""
-    extra = dict(extra or {})
-    v = STAGE_VERSIONS[stage]
-    fr = list(shot.frame_range) if shot.frame_range else None
-    if stage == "segmentation":
-        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri)},
-                         params={"prompts": shot.prompts_json(), "frame_range": fr, **extra})
-    if stage == "vlm_quadmask":
-        black = up.get("segmentation") or _maybe_digest(shot.black_mask_uri)
-        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri),
-                                           "black": black,
-                                           "grey": _maybe_digest(shot.grey_mask_uri)},
-                         params={"instruction": shot.instruction, "frame_range": fr, **extra})
-    if stage == "decode":
-        quad = up.get("vlm_quadmask") or _maybe_digest(shot.quadmask_uri)
-        return stage_key(stage, v, inputs={"plate": content_digest(shot.plate_uri),
-                                           "quadmask": quad},
-                         params={"frame_range": fr, "fps": shot.fps, **extra}, weights=model_id)
-    removal = {"prompt": shot.prompt, "seed": shot.seed, **extra}
-    if stage == "pass1":
-        return stage_key(stage, v, inputs={"decode": up["decode"]},
-                         params={**removal, "steps": shot.steps}, weights=model_id)
-    if stage == "gate":
-        return stage_key(stage, v, inputs={"decode": up["decode"], "pass1": up["pass1"]},
-                         params=extra)
-    if stage == "pass2":
-        return stage_key(stage, v, inputs={"decode": up["decode"], "pass1": up["pass1"]},
-                         params={**removal, "pass2_steps": shot.pass2_steps,
-                                 "guidance_scale": shot.guidance_scale}, weights=model_id)
-    if stage == "encode":
-        return stage_key(stage, v, inputs={"decode": up["decode"],
-                                           "result": up.get("pass2") or up["pass1"]},
-                         params={"codec": shot.codec, **extra})
-    raise ValueError(f"unknown stage {stage!r}")
+def clean_stale_staging(parent: Path) -> int:
+    """Remove staging folders whose writer is gone: this host's dead pids at once, other hosts'
+    only after STALE_AFTER_S, folders of live processes never. Returns how many went."""
+    try:
+        names = os.listdir(parent)
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for name in names:
+        parts = name.split(".")
+        host, _, pid = (parts[1] if len(parts) >= 3 else "").rpartition("-")
+        path = parent / name
+        try:
+            if host == _HOST and pid.isdigit():
+                stale = not _pid_alive(int(pid))
+            else:
+                stale = time.time() - path.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

@@ -1,94 +1,173 @@
-"""Small records that cross task, thread and process boundaries (never arrays)."""
+"""Small records that cross task, thread and process boundaries (never arrays): what a stage
+produced (`Outcome`), and which resident model an actor holds (`EngineSpec`, `MasksSpec`)."""
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from tasks.cache import CacheStore, Entry
-
-STAGES = ("segmentation", "vlm_quadmask", "decode", "pass1", "gate", "pass2", "encode")
-# Upstream stages each stage reads.
-STAGE_DEPS = {"segmentation": (), "vlm_quadmask": ("segmentation",), "decode": ("vlm_quadmask",),
-              "pass1": ("decode",), "gate": ("decode", "pass1"),
-              "pass2": ("decode", "pass1", "gate"), "encode": ("decode", "pass1", "pass2")}
+from tasks.cache import Entry, weights_id
 
 
 @dataclass
 class Outcome:
-    """What a stage task returns (and what Prefect caches): a pointer to the stage's store
-    entry, or why the stage was skipped."""
+    """A stage's answer for one shot in one run: done (a store entry) or skipped (why)."""
 
     stage: str
     status: str  # "done" | "skipped"
     entry: Entry | None = None
     note: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    executed: bool = False  # computed in this run (False: skipped, or found in the store)
+    seconds: float = 0.0  # this run's wall time for the stage (a store lookup for a hit)
+    load_seconds: float = 0.0  # model load this call waited for (first call of an actor)
 
     @property
     def key(self) -> str | None:
         return self.entry.key if self.entry else None
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.entry.meta if self.entry else {}
+
+    @property
+    def compute_seconds(self) -> float | None:
+        """Seconds the run that produced the entry spent computing it."""
+        return self.meta.get("compute_seconds") if self.entry else None
+
+
+# Engine options that name files: the model id hashes their contents' identity, not the path.
+PATH_OPTIONS = ("weights", "base", "raft_weights", "lora")
+
+_memo: dict[Any, Any] = {}
+_memo_lock = threading.Lock()
+
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Run-wide settings every stage task sees (plain data: safe to log and to hash)."""
+class EngineSpec:
+    """Which engine a resident actor holds. `plugins` are modules imported before the engine
+    is built (engines registered outside void_engine, e.g. by a studio package or a test)."""
 
-    output_root: str
-    store_uri: str
-    engine: str = "void"  # default engine for rows without one
-    engine_override: bool = False  # True: `engine` wins over the rows' engine column
-    engine_kwargs: tuple[tuple[str, Any], ...] = ()
+    name: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
     plugins: tuple[str, ...] = ()
-    ray_address: str | None = None
-    review: bool = True
-    gate_threshold: float | None = None
+
+    @classmethod
+    def make(cls, name: str, plugins: tuple[str, ...] = (), **kwargs: Any) -> EngineSpec:
+        return cls(name, tuple(sorted((k, _frozen(v)) for k, v in kwargs.items()
+                                      if v is not None)), tuple(plugins))
+
+    def import_plugins(self) -> None:
+        for mod in self.plugins:
+            importlib.import_module(mod)
+
+    @property
+    def model_id(self) -> str:
+        """Engine name + the identity of its weights (file sizes and configs, see
+        tasks.cache.weights_id) + its other options. Recomputed per call when files are
+        involved (they may change between runs), memoised otherwise."""
+        if any(k in PATH_OPTIONS for k, _ in self.kwargs):
+            return _model_id(self)
+        with _memo_lock:
+            if ("id", self) not in _memo:
+                _memo[("id", self)] = _model_id(self)
+            return _memo[("id", self)]
+
+    @property
+    def facts(self):
+        """void_engine's EngineFacts for this engine and options (no weights loaded),
+        memoised per process."""
+        with _memo_lock:
+            if ("facts", self) in _memo:
+                return _memo[("facts", self)]
+        from void_engine.engines.base import engine_facts
+
+        self.import_plugins()
+        facts = engine_facts(self.name, **dict(self.kwargs))
+        with _memo_lock:
+            _memo[("facts", self)] = facts
+        return facts
+
+    def build(self):
+        from void_engine.engines.base import create_engine
+
+        self.import_plugins()
+        return create_engine(self.name, **dict(self.kwargs))
 
 
-def load_decoded(store: CacheStore, entry: Entry):
-    """The DecodedShot of a decode entry, its .npy paths pointing into the entry's folder
-    (decode wrote them in a staging folder that was renamed into the store)."""
-    from void_engine.stages import DecodedShot
-
-    folder = store.local_dir(entry)
-    d = DecodedShot.from_json(folder / "decoded.json")
-    d.clip_path = str(folder / d.clip_path)  # stored relative to the entry folder
-    d.mask_path = str(folder / d.mask_path)
-    return d
+def _frozen(v: Any) -> Any:
+    """Option values hashable (lists from JSON/YAML become tuples)."""
+    if isinstance(v, list):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    return v
 
 
-def load_encoded(store: CacheStore, entry: Entry):
-    from void_engine.stages import EncodedShot
-
-    folder = store.local_dir(entry)
-    e = EncodedShot.from_json(folder / "encoded.json")
-    for attr in ("result_uri", "matte_uri", "review_movie_uri", "contact_sheet_uri"):
-        v = getattr(e, attr)
-        if v:
-            setattr(e, attr, str(folder / v))
-    return e
+def _model_id(spec: EngineSpec) -> str:
+    parts = {k: (weights_id(v) if k in PATH_OPTIONS and isinstance(v, str) else v)
+             for k, v in spec.kwargs}
+    blob = json.dumps({"engine": spec.name, "kwargs": parts}, sort_keys=True, default=str)
+    return f"{spec.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-class Ledger:
-    """What each stage did in *this* run (executed or not, seconds), filled by task bodies.
-    A Prefect cache hit never runs the body, so a missing line means "cached"."""
+@dataclass(frozen=True)
+class MasksSpec:
+    """Which mask models a resident masks actor holds: the workers' SAM2, grounding detector
+    and VLM configuration (read from the environment, see README "Masks from clicks")."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[tuple[str, str, str], dict] = {}
+    sam2: Any = None  # void_engine.masks.segment.Sam2Config
+    grounding: Any = None  # void_engine.masks.grounding.GroundingConfig, or None (grid cells)
+    vlm: Any = None  # void_engine.masks.vlm.client.VlmConfig, or None (fallback only)
 
-    def record(self, run_id: str, shot_id: str, stage: str, **facts: Any) -> None:
-        with self._lock:
-            self._rows[(run_id, shot_id, stage)] = facts
+    @classmethod
+    def from_env(cls) -> MasksSpec:
+        from void_engine.masks.grounding import GroundingConfig
+        from void_engine.masks.segment import Sam2Config
+        from void_engine.masks.vlm.client import VlmConfig
 
-    def get(self, run_id: str, shot_id: str, stage: str) -> dict | None:
-        with self._lock:
-            return self._rows.get((run_id, shot_id, stage))
+        return cls(sam2=Sam2Config.from_env(), grounding=GroundingConfig.from_env(),
+                   vlm=VlmConfig.from_env())
 
-    def drop_run(self, run_id: str) -> None:
-        with self._lock:
-            for k in [k for k in self._rows if k[0] == run_id]:
-                del self._rows[k]
+    def key_facts(self) -> dict:
+        """What changes the masks for the same inputs: the models and the VLM asked."""
+        from void_engine.masks.models import MaskModels
+
+        facts = MaskModels(sam2=self.sam2, grounding=self.grounding).key_facts()
+        return {**facts, "vlm": [self.vlm.backend, self.vlm.model] if self.vlm else None}
+
+    @property
+    def model_id(self) -> str:
+        """Names the resident masks actor: every setting it was built with (an actor built
+        for another VLM endpoint must not be reused)."""
+        blob = json.dumps({"sam2": vars(self.sam2) if self.sam2 else None,
+                           "grounding": vars(self.grounding) if self.grounding else None,
+                           "vlm": self.vlm.public() if self.vlm else None},
+                          sort_keys=True, default=str)
+        return f"masks-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    def build(self) -> MaskWork:
+        return MaskWork(self)
 
 
-LEDGER = Ledger()
+class MaskWork:
+    """The mask stages bound to one configuration: void_engine's MaskModels (SAM2 and the
+    grounding detector, each loaded once, on first use) plus the VLM the quadmask step asks."""
+
+    def __init__(self, spec: MasksSpec):
+        from void_engine.masks.models import MaskModels
+
+        self.spec = spec
+        self.models = MaskModels(sam2=spec.sam2, grounding=spec.grounding)
+
+    def segment_shot(self, plate_uri: str, prompts: dict, out_uri: str, **kw: Any) -> str:
+        return self.models.segment_shot(plate_uri, prompts, out_uri, **kw)
+
+    def build_quadmask(self, plate_uri: str, black_uri: str, out_uri: str, **kw: Any):
+        return self.models.build_quadmask(plate_uri, black_uri, out_uri, vlm=self.spec.vlm,
+                                          **kw)
+
+    def describe(self) -> dict:
+        return self.models.describe()

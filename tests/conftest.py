@@ -17,7 +17,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["testkit.mask_fixtures"]
+pytest_plugins = ["testkit.mask_fixtures", "testkit.batch_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOID_SHARED", REPO.parent / "shared")).resolve()

@@ -35,7 +35,7 @@ def decode_shot(plate_uri: str, quadmask_uri: str, workdir: str | Path, *, shot_
 
 def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_size,
                  frame_rules, fps, progress) -> DecodedShot:
-    from void_engine.io import local_input, probe
+    from void_engine.io import frame_timing, local_input, probe
     from void_engine.modelspace import pad_plan
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,7 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
             plate = probe(plate_path, what="plate", fps=fps)
             first, n = resolve_range(frame_range, plate.frames)
             minfo = mask_probe.result()
+        plate.check_progressive()
         mask_first, mask_size = _align_mask(minfo, plate, first, n)
         clip = np.empty((n, mh, mw, 3), np.uint8)
         # The plate decodes (small, scaled in ffmpeg) in a thread while the mask pass runs;
@@ -54,7 +55,7 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
         with _PlateToModelSpace(plate, first, n, model_size, clip) as plate_job:
             both = progress and (lambda i, total: progress(i + plate_job.got, total))
             masks, counts = _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size,
-                                       model_size, workdir, both)
+                                       model_size, workdir, both, frame_timing(plate, first, n))
             got = plate_job.wait()
         if progress:
             progress(2 * n, 2 * n)
@@ -71,8 +72,9 @@ def _decode_shot(plate_uri, quadmask_uri, workdir, shot_id, frame_range, model_s
                           quadmask_uri=str(quadmask_uri), clip_path=clip_path,
                           mask_path=mask_path_out, mapping=mapping, mask_histogram=counts,
                           mask_first_frame=mask_first, plate_depth=plate.depth,
-                          regions_file=_REGIONS, matte_file=_MATTE)
-    decoded.to_json(workdir / "decoded.json")
+                          regions_file=_REGIONS, matte_file=_MATTE,
+                          display_note="; ".join(plate.display_notes()))
+    decoded.to_json(workdir / DecodedShot.JSON)
     return decoded
 
 
@@ -122,18 +124,19 @@ class _PlateToModelSpace:
 
 
 def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size, workdir,
-               progress):
+               progress, timing):
     """One decode of the plate-size mask: model-size masks, value counts, change regions and
     the matte (a stream copy of the mask file when it already is one, else a lossless
-    encode). Returns (masks, counts)."""
+    encode, with the plate's frame times when it has variable rate). Returns (masks,
+    counts)."""
     import contextlib
 
     import cv2
 
     from void_engine.io import Prefetch
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
     from void_engine.modelspace import ChangeRegionWriter, resize_mask
-    from void_engine.quadmask import KEEP, open_quadmask_writer
+    from void_engine.quadmask import KEEP
 
     copy = mio.may_stream_copy(minfo, plate, mask_first, n, mask_size)
     copier = _speculative_copy(minfo.path, str(workdir / f".copy.{_MATTE}"), n) if copy \
@@ -144,8 +147,9 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
     regions = ChangeRegionWriter(str(workdir / _REGIONS), plate.size)
     try:
         with contextlib.ExitStack() as stack:
-            matte = None if copy else stack.enter_context(open_quadmask_writer(
-                str(workdir / _MATTE), fps=plate.fps, size=plate.size))
+            matte = None if copy else stack.enter_context(mio.open_quadmask_writer(
+                str(workdir / _MATTE), fps=plate.fps, size=plate.size,
+                **timing))
             # Decoded a couple of frames ahead on a thread: ffmpeg keeps decoding while this
             # loop works (the pipe alone holds 64 KB, so it would wait on every frame).
             frames = stack.enter_context(Prefetch(mio.quantized_frames(
@@ -178,22 +182,20 @@ def _mask_pass(quadmask_uri, minfo, plate, mask_first, n, mask_size, model_size,
     if copied and mio.holds_exact_values(raw_counts):
         os.replace(copied, workdir / _MATTE)
     elif copy:  # lossless-capable, but not used losslessly (or no copy): encode after all
-        from void_engine.quadmask import read_quadmask, write_quadmask
-
         _discard(copier)
-        frames = read_quadmask(minfo.path, first=mask_first, count=n, strict=False)
-        write_quadmask(str(workdir / _MATTE), frames, fps=plate.fps)
+        frames = mio.read_quadmask(minfo.path, first=mask_first, count=n, strict=False)
+        mio.write_quadmask(str(workdir / _MATTE), frames, fps=plate.fps)
     return masks, counts
 
 
 def _speculative_copy(src: str, dst: str, frames: int):
     """Start the matte's stream copy on a thread while the mask pass runs (it only becomes
     the matte if the pass finds exact values); the future gives dst, or "" if it failed."""
-    from void_engine.io.matte import stream_copy
+    from void_engine.io.maskfile import copy_matte
 
     def run() -> str:
         try:
-            return stream_copy(src, dst, frames=frames)
+            return copy_matte(src, dst, frames=frames)
         except OutputError:
             return ""
 
@@ -230,8 +232,13 @@ def _align_mask(minfo, plate, first: int, n: int) -> tuple[int, tuple[int, int] 
             plate.width / plate.height):
         size = plate.size
     else:
+        hint = ""
+        if plate.rotation in (90, 270) and minfo.size == plate.size[::-1]:
+            hint = (f" (displayed: the plate is stored {plate.height}x{plate.width} and turned "
+                    f"{plate.rotation}° by its display matrix; draw the quadmask on the picture "
+                    "as players show it)")
         raise InputError(f"quadmask is {minfo.width}x{minfo.height} but the plate is "
-                         f"{plate.width}x{plate.height}")
+                         f"{plate.width}x{plate.height}{hint}")
     if minfo.frames == plate.frames:
         return first, size
     if minfo.frames == n:  # a mask made for the range only

@@ -12,45 +12,53 @@ from pathlib import Path
 import numpy as np
 
 from void_engine.engines.base import ProgressFn
-from void_engine.errors import InputError, OutputError
+from void_engine.errors import InputError
 from void_engine.shot import CompositeParams, DecodedShot, EncodedShot, fps_of
 
 
 def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Path, *,
                 codec: str = "ffv1", composite: CompositeParams = CompositeParams(),
                 review: bool = True, progress: ProgressFn | None = None,
-                result_uri: str | None = None) -> EncodedShot:
+                result_uri: str | None = None, shot_id: str | None = None,
+                engine: str = "") -> EncodedShot:
     """Drop padding, upscale, composite into the plate (streaming), encode with `codec`,
     write the matte and review media into out_dir.
 
     result_uri overrides the result's location (default <out_dir>/<shot_id>.<ext>, a folder
     for png/exr); matte and review media sit beside it as <stem>_matte.mkv,
-    <stem>_review.mp4 and <stem>_contact.png."""
-    from void_engine.io import ALL_CODECS, check_writable, output_name
+    <stem>_review.mp4 and <stem>_contact.png. shot_id (default: the decoded shot's) and
+    engine are burnt into the review media. The result displays as the plate does: upright
+    (a rotated plate's display rotation applied), the plate's pixel aspect and, for a
+    variable-rate plate, every frame's own timestamp; a codec that cannot hold one of them
+    is refused before any work."""
+    from void_engine.io import check_codec, check_writable, output_name
 
-    if codec not in ALL_CODECS:
-        raise OutputError(f"unknown codec {codec!r} (have {', '.join(ALL_CODECS)})")
-    result_uri = result_uri or output_name(os.path.join(str(out_dir), decoded.shot_id), codec)
+    check_codec(codec)
+    shot_id = shot_id or decoded.shot_id
+    result_uri = result_uri or output_name(os.path.join(str(out_dir), shot_id), codec)
     stem = result_stem(result_uri)
     outputs = {"result": result_uri, "matte": f"{stem}_matte.mkv"}
     if review:
         outputs |= {"review": f"{stem}_review.mp4", "contact": f"{stem}_contact.png"}
     for what, uri in outputs.items():
         check_writable(uri, what)
+    slate = {"shot_id": shot_id, "engine": engine}
     try:
-        frames = _encode(decoded, result_path, codec, composite, outputs, progress)
+        frames, notes = _encode(decoded, result_path, codec, composite, outputs, progress,
+                                slate)
     except InputError as exc:
-        raise exc.for_shot(decoded.shot_id) from None
+        raise exc.for_shot(shot_id) from None
     m = decoded.mapping
     fps = fps_of(m)
-    return EncodedShot(shot_id=decoded.shot_id, result_uri=result_uri,
+    return EncodedShot(shot_id=shot_id, result_uri=result_uri,
                        matte_uri=outputs["matte"], review_movie_uri=outputs.get("review"),
                        contact_sheet_uri=outputs.get("contact"), frames=frames,
                        fps=float(fps), size=tuple(m.plate_size),
-                       fps_rational=f"{fps.numerator}/{fps.denominator}")
+                       fps_rational=f"{fps.numerator}/{fps.denominator}",
+                       display_note="; ".join(notes))
 
 
-def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
+def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
     import contextlib
 
     from void_engine.io import (
@@ -58,11 +66,12 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
         VIDEO_CODECS,
         PlateOverlay,
         bgra_exact,
+        frame_timing,
         local_input,
         open_writer,
         probe,
     )
-    from void_engine.io.matte import deliver_file
+    from void_engine.io.atomic import copy_file
     from void_engine.modelspace import ChangeRegions, first_occurrence, overlay_patches
 
     m = decoded.mapping
@@ -75,27 +84,31 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
     pick = first_occurrence(m.frame_indices, n)  # drops the ping-pong padding
     blend = {"dilate_px": composite.dilate_px, "feather_px": composite.feather_px,
              "upscale": composite.upscale}
-    # decode_shot stored the change regions and the matte: the 4K mask is not decoded again.
-    stored = bool(decoded.regions_file and decoded.matte_file) and all(
-        os.path.exists(decoded.beside(f)) for f in (decoded.regions_file, decoded.matte_file))
+    # decode_shot stores the change regions and the matte beside its record: the 4K mask is
+    # never decoded twice.
+    missing = [f"{what} ({f})" if f else what
+               for f, what in ((decoded.regions_file, "change regions"),
+                               (decoded.matte_file, "matte"))
+               if not f or not os.path.exists(decoded.beside(f))]
+    if missing:
+        raise InputError(f"the decode record lacks {', '.join(missing)}: decode the shot again")
     with contextlib.ExitStack() as stack:
         plate_path = stack.enter_context(local_input(decoded.plate_uri, "plate"))
         plate = probe(plate_path, what="plate", fps=fps)
         if plate.size != tuple(m.plate_size):
             raise InputError(f"plate {decoded.plate_uri} changed size since decode_shot")
+        notes = _deliverable_notes(plate, codec)
+        timing = frame_timing(plate, m.first_frame, n)
         audio = None
         if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
-            whole = m.first_frame == 0 and n == plate.frames
-            audio = (plate_path, float(m.first_frame / fps), None if whole else float(n / fps))
+            audio = (plate_path, *_audio_span(plate, m.first_frame, n))
         out_dtype = _output_dtype(codec, plate.dtype)
-        regions = overlay = None
-        if stored:
-            regions = ChangeRegions(decoded.beside(decoded.regions_file))
-            stack.callback(regions.close)
-            if len(regions) != n or regions.plate_size != plate.size:
-                raise InputError(f"change regions in {decoded.regions_file} do not match "
-                                 "the plate")
-        if (regions is not None and "review" not in outputs and plate.kind == "video"
+        overlay = None
+        regions = ChangeRegions(decoded.beside(decoded.regions_file))
+        stack.callback(regions.close)
+        if len(regions) != n or regions.plate_size != plate.size:
+            raise InputError(f"change regions in {decoded.regions_file} do not match the plate")
+        if ("review" not in outputs and plate.kind == "video"
                 and out_dtype == np.uint8 and plate.depth == 8 and codec in VIDEO_CODECS):
             # Composite inside the encoder: only the region's patches cross a pipe.
             union = regions.union(composite.dilate_px + composite.feather_px + 2)
@@ -105,7 +118,7 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
                                    bgra=bgra_exact(plate.pix_fmt))
         writer = stack.enter_context(open_writer(
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
-            audio_codec=plate.audio_codec, overlay=overlay,
+            audio_codec=plate.audio_codec, overlay=overlay, sar=plate.sar, **timing,
             start_number=m.first_frame if codec in SEQUENCE_CODECS else 0))
         done = 0
         if overlay is not None:
@@ -118,60 +131,81 @@ def _encode(decoded, result_path, codec, composite, outputs, progress) -> int:
                     progress(done, n)
         else:
             done = _composite_in_python(decoded, plate, regions, result, pick, blend, outputs,
-                                        writer, out_dtype, stack, progress)
+                                        writer, out_dtype, stack, progress, slate, timing)
         if done != n:
             raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
-    if stored:
-        deliver_file(decoded.beside(decoded.matte_file), outputs["matte"])
-    return done
+    copy_file(decoded.beside(decoded.matte_file), outputs["matte"], what="matte")
+    return done, notes
+
+
+def _deliverable_notes(plate, codec: str) -> list[str]:
+    """What the result keeps of the plate's display side data (for the report), refusing a
+    codec that cannot keep it: timing and pixel aspect are never changed silently."""
+    from void_engine.io import SEQUENCE_CODECS
+
+    notes = []
+    if plate.rotation:
+        notes.append(f"plate displayed turned {plate.rotation}° counter-clockwise: result "
+                     "written upright as displayed, without a rotation tag")
+    if plate.sar != 1:
+        if codec == "png":
+            raise InputError(f"plate has non-square pixels (SAR {plate.sar.numerator}:"
+                             f"{plate.sar.denominator}) and PNG cannot record them: choose "
+                             "exr, ffv1, prores or h264")
+        notes.append(f"pixel aspect {plate.sar.numerator}:{plate.sar.denominator} kept")
+    if plate.variable_rate:
+        if codec in SEQUENCE_CODECS:
+            raise InputError(f"plate has a variable frame rate and {codec} sequences have no "
+                             "frame times: choose ffv1, prores or h264 (they keep each "
+                             "frame's timestamp)")
+        notes.append("variable frame rate: every frame's timestamp kept")
+    return notes
+
+
+def _audio_span(plate, first: int, n: int) -> tuple[float, float | None]:
+    """(start, duration) in seconds of frames first..first+n-1 in the plate's audio; duration
+    None for the whole plate (stream copy). Variable-rate plates use their frame times."""
+    if first == 0 and n == plate.frames:
+        return 0.0, None
+    if not plate.variable_rate:
+        return float(first / plate.fps), float(n / plate.fps)
+    ts, tb = plate.timestamps, plate.time_base
+    end = ts[first + n] if first + n < len(ts) else ts[-1] + (ts[-1] - ts[-2])
+    return float(ts[first] * tb), float((end - ts[first]) * tb)
 
 
 def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, writer,
-                         out_dtype, stack, progress) -> int:
+                         out_dtype, stack, progress, slate, timing) -> int:
     """Composite each full plate frame here (any depth, any codec, review media); the plate
-    is read a couple of frames ahead on a thread. Without stored regions the quadmask is
-    decoded again and the matte written alongside."""
+    is read a couple of frames ahead on a thread."""
     import itertools
 
-    from void_engine.io import Prefetch, local_input, probe, read_frames
-    from void_engine.modelspace import composite_frame, composite_region
-    from void_engine.quadmask import open_quadmask_writer, read_quadmask
+    from void_engine.io import Prefetch, read_frames
+    from void_engine.io.maskfile import read_quadmask
+    from void_engine.modelspace import composite_region
     from void_engine.review import ReviewWriter
 
     m = decoded.mapping
     n, fps = m.num_frames, fps_of(m)
-    reviewer = matte = None
+    reviewer = None
     if "review" in outputs:
         reviewer = stack.enter_context(ReviewWriter(
-            outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps, frames=n))
-    if regions is not None:
-        # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
-        masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
-                               size=(reviewer.col_h, reviewer.col_w))
-                 if reviewer else itertools.repeat(None))
-    else:
-        mask_path = stack.enter_context(local_input(decoded.quadmask_uri, "quadmask"))
-        minfo = probe(mask_path, what="quadmask")
-        masks = read_quadmask(mask_path, first=decoded.mask_first_frame, count=n,
-                              size=None if minfo.size == plate.size else plate.size,
-                              strict=False)
-        matte = stack.enter_context(open_quadmask_writer(outputs["matte"], fps=fps,
-                                                         size=plate.size))
+            outputs["review"], outputs["contact"], plate_size=plate.size, fps=fps, frames=n,
+            first_frame=m.first_frame, sar=plate.sar, timing=timing, **slate))
+    # Review thumbnails only need the mask at their own size: ffmpeg scales the matte.
+    masks = (read_quadmask(decoded.beside(decoded.matte_file), count=n, strict=False,
+                           size=(reviewer.col_h, reviewer.col_w))
+             if reviewer else itertools.repeat(None))
     frames = stack.enter_context(Prefetch(read_frames(plate, first=m.first_frame, count=n,
                                                       threads=2), depth=2))
     done = 0
     for j, (frame, mask) in enumerate(zip(frames, masks, strict=False)):
         plate_frame = frame.copy() if reviewer else frame
-        if regions is not None:
-            out = frame if frame.flags.writeable else frame.copy()
-            region = regions[j]
-            if region is not None:
-                composite_region(out, *region, result[pick[j]], **blend)
-        else:
-            out = composite_frame(frame, mask, result[pick[j]], **blend)
+        out = frame if frame.flags.writeable else frame.copy()
+        region = regions[j]
+        if region is not None:
+            composite_region(out, *region, result[pick[j]], **blend)
         writer.write(_convert(out, out_dtype))
-        if matte is not None:
-            matte.write(mask)
         if reviewer:
             reviewer.add(j, plate_frame, mask, out)
         done = j + 1
@@ -202,5 +236,6 @@ def _convert(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def result_stem(uri: str) -> str:
     """A result URI without its container extension (sequence folders as they are): the
     stem that matte and review media are named after."""
-    base, ext = os.path.splitext(uri.rstrip("/"))
-    return base if ext.lower() in (".mp4", ".mov", ".mkv") else uri.rstrip("/")
+    from void_engine.io.codecs import strip_video_ext
+
+    return strip_video_ext(uri)

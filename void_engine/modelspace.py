@@ -8,7 +8,6 @@ region only: outside it (dilated + feathered) every output pixel is the plate's 
 """
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 
 import cv2
@@ -211,17 +210,21 @@ def composite_region(plate: np.ndarray, box, change: np.ndarray, result_small: n
 class ChangeRegionWriter:
     """Streams, per plate frame, the change region's tight box and its boolean map (packed
     bits) into one .npz, so encode_shot can composite without decoding the 4K mask again.
-    Written to a temp name; close() renames it into place."""
+    Written to a temp name; close() renames it into place (void_engine.io.atomic)."""
 
     def __init__(self, path: str, plate_size: tuple[int, int]):
-        import tempfile
         import zipfile
 
+        from void_engine.io.atomic import AtomicPath
+
         self.path, self.plate_size = str(path), tuple(plate_size)
-        fd, self.tmp = tempfile.mkstemp(prefix=".regions.", suffix=".npz",
-                                        dir=os.path.dirname(self.path) or ".")
-        os.close(fd)
-        self._zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+        self._target = AtomicPath(self.path, what="change regions")
+        self.tmp = self._target.__enter__()
+        try:
+            self._zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+        except BaseException:
+            self._target.discard()
+            raise
         self.boxes: list[tuple[int, int, int, int]] = []
 
     def add(self, change: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
@@ -242,16 +245,24 @@ class ChangeRegionWriter:
             np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
     def close(self) -> str:
-        self._put("boxes", np.asarray(self.boxes, np.int32).reshape(-1, 4))
-        self._put("plate_size", np.asarray(self.plate_size, np.int32))
-        self._zip.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        try:
+            self._put("boxes", np.asarray(self.boxes, np.int32).reshape(-1, 4))
+            self._put("plate_size", np.asarray(self.plate_size, np.int32))
+            self._zip.close()
+        except BaseException as exc:
+            self.abort()
+            self._target.__exit__(type(exc), exc, None)  # a full disk: OutputError
+            raise
+        return self._target.commit()
 
     def abort(self) -> None:
-        self._zip.close()
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        """Drop the temp file; safe after a failed write (a full disk fails close() too)."""
+        try:
+            self._zip.close()
+        except OSError:
+            pass  # the file is removed either way
+        finally:
+            self._target.discard()
 
 
 class ChangeRegions:

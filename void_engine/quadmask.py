@@ -174,7 +174,7 @@ def validate_frames(masks: Iterable[np.ndarray], *, expected_frames: int,
     return counts
 
 
-# --- reading and writing quadmask files ------------------------------------------------------
+# --- quadmask files: what a mask file may hold, what one is called ----------------------------
 # Pixels further than this from every one of the four values are not codec drift: a lossy
 # re-encode moves edge pixels a little, a wrong file (the plate, a colour matte) moves most.
 FAR_LEVELS = 24
@@ -212,61 +212,14 @@ def check_levels(raw: np.ndarray, *, frame_index: int = 0, what: str = "quadmask
             f"{examples[:5].tolist()}): is it a quadmask?")
 
 
-def read_quadmask(path: str, *, first: int = 0, count: int | None = None,
-                  size: tuple[int, int] | None = None, strict: bool = True,
-                  what: str = "quadmask"):
-    """Stream quantized quadmask frames (uint8 (H, W), only the four values) from a local
-    video file or PNG/EXR sequence.
-
-    Videos are decoded as grey (the luma plane as stored, so lossless masks come back exact
-    and lossy ones snap back via quantize). size=(h, w) resizes with nearest neighbour (a mask
-    drawn at proxy resolution). strict=True refuses frames that are not a quadmask at all.
-    """
-    import cv2
-
-    from void_engine.io import probe, read_image, read_video
-
-    info = probe(path, what=what)
-    count = info.frames - first if count is None else count
-    if info.kind == "video":
-        raw_frames = read_video(info.path, first=first, count=count, size=size, channels=1,
-                                scale_flags="neighbor", what=what,
-                                source_size=info.size)
-    else:
-        def _seq():
-            for f in info.files[first:first + count]:
-                img = read_image(f)[..., 0]
-                if img.dtype != np.uint8:
-                    img = quantize(img.astype(np.float32) / (65535.0 if img.dtype == np.uint16
-                                                              else 1.0))
-                if size is not None and img.shape != tuple(size):
-                    img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-                yield img
-        raw_frames = _seq()
-    for i, raw in enumerate(raw_frames):
-        if strict:
-            check_levels(raw, frame_index=first + i, what=what)
-        yield _LUT[raw]
+# Quadmask files are read and written in void_engine.io.maskfile (their one home); these
+# names stay importable from here for existing callers.
+_FILE_IO = ("read_quadmask", "write_quadmask", "open_quadmask_writer")
 
 
-def open_quadmask_writer(path: str, *, fps, size: tuple[int, int]):
-    """Lossless grey writer for quadmask frames: FFV1 .mkv (default) or x264 -qp 0 yuv444p
-    .mp4 by extension. A context manager, like void_engine.io.open_writer."""
-    from void_engine.io import open_writer
+def __getattr__(name: str):
+    if name in _FILE_IO:
+        from void_engine.io import maskfile
 
-    codec = "h264" if str(path).lower().endswith(".mp4") else "ffv1"
-    return open_writer(path, codec, fps=fps, size=size, channels=1)
-
-
-def write_quadmask(path: str, frames: Iterable[np.ndarray], *, fps=12) -> str:
-    """Write quadmask frames losslessly (values quantized first). Returns the path."""
-    from fractions import Fraction
-
-    it = iter(frames)
-    first = quantize(next(it))
-    with open_quadmask_writer(path, fps=Fraction(fps).limit_denominator(100000),
-                              size=first.shape) as writer:
-        writer.write(first)
-        for frame in it:
-            writer.write(quantize(frame))
-    return str(path)
+        return getattr(maskfile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,18 +2,24 @@
 found (DecodedShot, with the ModelSpaceMap to undo the model-space mapping), how to composite
 (CompositeParams) and what encode_shot wrote (EncodedShot). JSON-serialisable, so they cross
 process boundaries as paths; every file is written to a temporary name, then renamed.
+
+A record owns its folder: the files it names that lie beside its JSON are stored by name,
+relative to the JSON, and made absolute again when it is read, so a folder of records can be
+moved (a cache entry committed by rename, a download mirror) and read where it lands.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
+from void_engine.io.atomic import save_npy, write_json
+
+__all__ = ["CompositeParams", "DecodedShot", "EncodedShot", "ModelSpaceMap", "fps_of",
+           "save_npy", "write_json"]
 
 
 @dataclass
@@ -31,6 +37,8 @@ class ModelSpaceMap:
 
 @dataclass
 class DecodedShot:
+    JSON = "decoded.json"  # the record's own file name in its folder (decode_shot's workdir)
+
     shot_id: str
     plate_uri: str
     quadmask_uri: str
@@ -40,21 +48,24 @@ class DecodedShot:
     mask_histogram: dict[int, int] = field(default_factory=dict)  # at plate resolution
     mask_first_frame: int = 0  # first quadmask frame used (the mask may cover only the range)
     plate_depth: int = 8  # 8/16 (integer) or 32 (float EXR): the dtype plate frames decode to
-    # Files beside mask_path (names, so the record survives its folder being moved); empty in
-    # records from before they existed, and then encode_shot decodes the quadmask again.
+    # Files beside mask_path (names, so the record survives its folder being moved).
     regions_file: str = ""  # per-frame change boxes + maps at plate size (ChangeRegions)
     matte_file: str = ""  # the quadmask at plate size, lossless, for the shot's frames
+    # What was done about side data that shapes the displayed picture (rotation, pixel
+    # aspect, variable frame rate), in a few words for the report; "" when nothing was.
+    display_note: str = ""
 
     def beside(self, name: str) -> str:
         """Path of a file decode_shot wrote next to mask_path."""
         return os.path.join(os.path.dirname(self.mask_path), name)
 
     def to_json(self, path: str | Path) -> str:
-        return write_json(path, dataclasses.asdict(self))
+        d = _relative(dataclasses.asdict(self), path, ("clip_path", "mask_path"))
+        return write_json(path, d)
 
     @classmethod
     def from_json(cls, path: str | Path) -> DecodedShot:
-        d = json.loads(Path(path).read_text())
+        d = _absolute(json.loads(Path(path).read_text()), path, ("clip_path", "mask_path"))
         m = d.pop("mapping")
         m["plate_size"] = tuple(m["plate_size"])
         m["model_size"] = tuple(m["model_size"])
@@ -73,6 +84,9 @@ class CompositeParams:
 
 @dataclass
 class EncodedShot:
+    JSON = "encoded.json"
+    FILES = ("result_uri", "matte_uri", "review_movie_uri", "contact_sheet_uri")
+
     shot_id: str
     result_uri: str
     matte_uri: str  # the quadmask at plate size, lossless
@@ -81,16 +95,42 @@ class EncodedShot:
     frames: int = 0
     fps: float = 0.0
     size: tuple[int, int] = (0, 0)  # (height, width)
-    fps_rational: str = ""  # exact output rate, e.g. "24000/1001"
+    fps_rational: str = ""  # exact output rate, e.g. "24000/1001" (the average when variable)
+    display_note: str = ""  # as DecodedShot.display_note, for what encode_shot wrote
 
     def to_json(self, path: str | Path) -> str:
-        return write_json(path, dataclasses.asdict(self))
+        return write_json(path, _relative(dataclasses.asdict(self), path, self.FILES))
 
     @classmethod
     def from_json(cls, path: str | Path) -> EncodedShot:
-        d = json.loads(Path(path).read_text())
+        d = _absolute(json.loads(Path(path).read_text()), path, cls.FILES)
         d["size"] = tuple(d["size"])
         return cls(**d)
+
+    def files(self) -> dict[str, str]:
+        """The deliverables written: field name -> path."""
+        return {k: getattr(self, k) for k in self.FILES if getattr(self, k)}
+
+
+def _relative(d: dict, json_path: str | Path, keys: tuple[str, ...]) -> dict:
+    """Paths in `keys` that lie inside the JSON's folder, as names relative to it."""
+    folder = os.path.dirname(os.path.abspath(json_path))
+    for k in keys:
+        v = d.get(k)
+        if v and "://" not in v and os.path.isabs(v):
+            rel = os.path.relpath(v, folder)
+            if not rel.startswith(".."):
+                d[k] = rel
+    return d
+
+
+def _absolute(d: dict, json_path: str | Path, keys: tuple[str, ...]) -> dict:
+    folder = os.path.dirname(os.path.abspath(json_path))
+    for k in keys:
+        v = d.get(k)
+        if v and "://" not in v and not os.path.isabs(v):
+            d[k] = os.path.join(folder, v)
+    return d
 
 
 def fps_of(m: ModelSpaceMap) -> Fraction:
@@ -98,30 +138,3 @@ def fps_of(m: ModelSpaceMap) -> Fraction:
     if m.plate_fps_rational:
         return Fraction(m.plate_fps_rational)
     return Fraction(m.plate_fps).limit_denominator(100000)
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> str:
-    """np.save to a temp name beside `path`, then rename; returns the path."""
-    from void_engine.io.uri import make_public
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        make_public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return str(path)
-
-
-def write_json(path: str | Path, payload: dict) -> str:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=list))
-    tmp.replace(path)
-    return str(path)

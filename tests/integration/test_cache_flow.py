@@ -7,12 +7,14 @@ from pathlib import Path
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from tasks.options import RunOptions
 from testkit.flows import PLUGIN, tiny_rows
 
 
 def _run(manifest: Path, out: Path, cache: Path, log: Path):
-    return nightly_batch(manifest=str(manifest), output_root=str(out), cache=str(cache),
-                         plugins=[PLUGIN], engine_kwargs={"log": str(log)}, return_state=True)
+    return nightly_batch(options=RunOptions(
+        manifest=str(manifest), output_root=str(out), cache=str(cache), plugins=[PLUGIN],
+        engine_opts={"log": str(log)}), return_state=True)
 
 
 def _task_run_names(state) -> list[str]:

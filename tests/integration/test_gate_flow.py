@@ -8,6 +8,7 @@ from pathlib import Path
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from tasks.options import RunOptions
 from testkit.flows import PLUGIN
 from testkit.synth import gate_clip, write_video
 
@@ -31,9 +32,10 @@ def test_gate_runs_pass2_only_for_the_morphing_shot(batch_env, tmp_path):
     rows = [_write_shot(tmp_path / "shots" / k, k) for k in ("rigid", "morph")]
     manifest, log = tmp_path / "m.parquet", tmp_path / "engine.log"
     write_manifest(rows, manifest)
-    state = nightly_batch(manifest=str(manifest), output_root=str(tmp_path / "out"),
-                          cache=str(tmp_path / "cache"), plugins=[PLUGIN],
-                          engine_kwargs={"log": str(log)}, review=False, return_state=True)
+    state = nightly_batch(options=RunOptions(
+        manifest=str(manifest), output_root=str(tmp_path / "out"),
+        cache=str(tmp_path / "cache"), plugins=[PLUGIN], engine_opts={"log": str(log)},
+        review=False), return_state=True)
     assert state.is_completed(), state.message
     report = {r["shot_id"]: r for r in read_report(tmp_path / "out")}
     assert report["rigid"]["status"] == report["morph"]["status"] == "ok"

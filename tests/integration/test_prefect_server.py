@@ -76,7 +76,7 @@ def test_run_against_real_server_reads_back_runs_tasks_artifacts(
         assert len(runs) == 1
         run = runs[0]
         assert run["state_type"] == "COMPLETED"
-        assert Path(run["parameters"]["manifest"]) == manifest
+        assert Path(run["parameters"]["options"]["manifest"]) == manifest
         tasks = c.post("/task_runs/filter",
                        json={"flow_runs": {"id": {"any_": [run["id"]]}}, "limit": 200}).json()
         # One task run per executed stage (gate: passes=2, decided in the flow, no task run).

@@ -10,6 +10,7 @@ import time
 from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from manifests.loader import write_manifest
+from tasks.options import RunOptions
 from testkit.flows import PLUGIN, tiny_rows
 
 
@@ -31,9 +32,9 @@ def test_killed_engine_actor_is_restarted_and_all_shots_finish(batch_env, tiny_s
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    state = nightly_batch(manifest=str(manifest), output_root=str(out),
-                          cache=str(tmp_path / "cache"), plugins=[PLUGIN],
-                          engine_kwargs={"log": str(log), "delay": 1.5}, return_state=True)
+    state = nightly_batch(options=RunOptions(
+        manifest=str(manifest), output_root=str(out), cache=str(tmp_path / "cache"),
+        plugins=[PLUGIN], engine_opts={"log": str(log), "delay": 1.5}), return_state=True)
     t.join(5)
     assert killed, "the engine actor never ran"
     assert state.is_completed(), state.message

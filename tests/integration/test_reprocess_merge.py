@@ -8,6 +8,7 @@ from flows.nightly_batch import nightly_batch
 from flows.report import read_report
 from flows.reprocess import reprocess
 from manifests.loader import write_manifest
+from tasks.options import RunOptions
 from testkit.flows import PLUGIN, tiny_rows
 
 
@@ -17,9 +18,10 @@ def test_reprocess_replaces_only_the_rerun_shots_rows(batch_env, tiny_shots, tmp
     rows = tiny_rows(dirs, passes="1")
     rows[2]["plate_uri"] = str(tmp_path / "not-yet.mkv")  # bad row: fails at the manifest
     write_manifest(rows, manifest)
-    common = dict(output_root=str(out), cache=str(cache), plugins=[PLUGIN], return_state=True)
+    common = dict(manifest=str(manifest), output_root=str(out), cache=str(cache),
+                  plugins=[PLUGIN])
 
-    state = nightly_batch(manifest=str(manifest), **common)
+    state = nightly_batch(options=RunOptions(**common), return_state=True)
     assert state.is_failed()
     first = {r["shot_id"]: r for r in read_report(out)}
     assert {s: r["status"] for s, r in first.items()} == {
@@ -27,8 +29,8 @@ def test_reprocess_replaces_only_the_rerun_shots_rows(batch_env, tiny_shots, tmp
 
     # The missing plate arrives; rerun the failed shot only, plus shot 0 by id.
     (tmp_path / "not-yet.mkv").write_bytes((dirs[2] / "plate.mkv").read_bytes())
-    state = reprocess(manifest=str(manifest), failed_from=str(out), shots=[dirs[0].name],
-                      **common)
+    state = reprocess(options=RunOptions(failed_from=str(out), shots=[dirs[0].name], **common),
+                      return_state=True)
     assert state.is_completed(), state.message
     second = read_report(out)
     assert sorted(r["shot_id"] for r in second) == sorted(d.name for d in dirs)  # no dupes

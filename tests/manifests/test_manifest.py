@@ -58,11 +58,11 @@ def test_every_row_error_is_reported_and_good_rows_kept(tmp_path):
 
 def test_clicks_and_boxes_json(tmp_path):
     row = ShotRow(shot_id="s", plate_uri="p.mp4", instruction="remove the duck",
-                  clicks=json.dumps([{"frame": 3, "x": 10.5, "y": 4, "label": 0}]),
+                  clicks=json.dumps([{"frame": 3, "x": 10.5, "y": 4, "label": 0, "obj": 2}]),
                   boxes=json.dumps([{"frame": 0, "box": [1, 2, 30, 40], "obj": 2}]))
     assert row.mask_mode == "prompts"
     assert row.prompts_json() == {
-        "clicks": [{"frame": 3, "x": 10.5, "y": 4.0, "label": 0, "obj": 1}],
+        "clicks": [{"frame": 3, "x": 10.5, "y": 4.0, "label": 0, "obj": 2}],
         "boxes": [{"frame": 0, "box": (1.0, 2.0, 30.0, 40.0), "obj": 2}]}
     with pytest.raises(ValueError, match="x1 > x0"):
         ShotRow(shot_id="s", plate_uri="p", boxes=[{"frame": 0, "box": [5, 5, 1, 9]}])
@@ -127,4 +127,4 @@ def test_check_prints_every_error(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "row 1 (shot b): plate_uri: file not found" in out
     assert "row 1 (shot b): quadmask_uri: file not found" in out
-    assert "1 good rows, 1 bad rows (2 errors)" in out
+    assert "1 good row, 1 bad row (2 errors)" in out

@@ -25,15 +25,18 @@ class TwoPassTestEngine(Engine):
     def __init__(self, log: str | None = None, delay: float = 0.0):
         self.log, self.delay = log, float(delay)
 
-    def _note(self, what: str) -> None:
+    def _note(self, what: str, progress=None) -> None:
         if self.log:
             with open(self.log, "a") as f:
                 f.write(f"{what} {os.getpid()}\n")
-        if self.delay:
-            time.sleep(self.delay)
+        steps = int(self.delay * 10)  # "denoising steps" of 0.1 s, each reported
+        for i in range(steps):
+            time.sleep(0.1)
+            if progress:
+                progress(i + 1, steps)
 
     def pass1(self, clip, quadmask, prompt, params, progress=None):
-        self._note("pass1")
+        self._note("pass1", progress)
         out = clip.copy()
         for t in range(len(clip)):
             keep = quadmask[t] == KEEP
@@ -42,7 +45,7 @@ class TwoPassTestEngine(Engine):
         return out
 
     def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
-        self._note("pass2")
+        self._note("pass2", progress)
         shift = int(params.pass2_steps or 1)
         out = pass1.astype(np.int16)
         out[quadmask != KEEP] += shift
@@ -74,3 +77,19 @@ class IdentityTestEngine(Engine):
     def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
         self._note("pass2")
         return pass1.copy()
+
+
+@register_engine("test-fails")
+class FailingTestEngine(Engine):
+    """Pass 1 raises `message` (a multi-line text, as a remote service's error might be, with
+    colour codes and the request's credentials echoed): the report must show one clean line."""
+
+    name = "test-fails"
+    frame_rules = FrameRules()
+    model_size = (32, 48)
+
+    def __init__(self, message: str = "failed"):
+        self.message = message
+
+    def pass1(self, clip, quadmask, prompt, params, progress=None):
+        raise RuntimeError(self.message)

@@ -2,6 +2,8 @@
 resolves to whichever conftest pytest loaded last, so shared names do not live there)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from void_engine.masks.segment import Sam2Config
@@ -35,3 +37,23 @@ def read_quadmask_frames(uri) -> np.ndarray:
 
     with maskio.opened(uri, "quadmask") as info:
         return np.stack(list(maskio.read_mask(info)))
+
+
+def decoded_for(tmp_path, video, masks, frame_indices=None):
+    """A decoded shot (model space = plate) around a pass-1-like result, for the gate."""
+    from void_engine.stages import DecodedShot, ModelSpaceMap
+
+    np.save(tmp_path / "pass1.npy", video)
+    np.save(tmp_path / "mask.npy", masks)
+    t, h, w = masks.shape
+    mapping = ModelSpaceMap(plate_size=(h, w), plate_fps=12.0, first_frame=0, num_frames=t,
+                            model_size=(h, w), frame_indices=frame_indices or list(range(t)))
+    d = DecodedShot(shot_id="g", plate_uri="plate.mp4", quadmask_uri="q.mp4",
+                    clip_path=str(tmp_path / "clip.npy"), mask_path=str(tmp_path / "mask.npy"),
+                    mapping=mapping)
+    return d, str(tmp_path / "pass1.npy")
+
+
+# the same tiny random SAM2 at 128 px input: ~4x cheaper per frame, for tests that only need
+# SAM2 to run, not a particular (meaningless) mask
+FAST_SAM2 = dataclasses.replace(TINY_SAM2, image_size=128)

@@ -9,7 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class ScriptedVLM:
     """Each request pops the next step: ("answer", text) | ("status", code) |
-    ("sleep", seconds, text). The last step repeats when the script runs out."""
+    ("echo", code) | ("sleep", seconds, text). "echo" answers an error whose body quotes the
+    request headers back, as some gateways and proxies do (credentials included). The last
+    step repeats when the script runs out."""
 
     def __init__(self):
         self.script: list[tuple] = []
@@ -56,6 +58,11 @@ class ScriptedVLM:
                     self._send(step[1], {"error": {"message": f"scripted {step[1]}",
                                                    "type": "scripted"}},
                                {"retry-after-ms": "1"})
+                    return
+                if step[0] == "echo":
+                    self._send(step[1], {"error": {
+                        "message": f"rejected request with headers {dict(self.headers)}",
+                        "type": "scripted"}})
                     return
                 if step[0] == "sleep":
                     time.sleep(step[1])

@@ -2,7 +2,6 @@
 plate, and the decode/encode stages end to end with an identity engine."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 from fractions import Fraction
@@ -13,6 +12,7 @@ import pytest
 from void_engine import io, stages
 from void_engine import quadmask as qm
 from void_engine.engines.base import FrameRules
+from void_engine.errors import InputError
 from void_engine.modelspace import (
     blend_alpha,
     composite_frame,
@@ -202,22 +202,14 @@ def test_lossless_mask_is_decoded_once_and_its_matte_is_a_stream_copy(tmp_path):
     assert enc2.review_movie_uri and os.path.isfile(enc2.review_movie_uri)
 
 
-def test_encode_of_a_record_without_stored_regions_decodes_the_mask(tmp_path):
+def test_encode_refuses_a_record_without_its_change_regions(tmp_path):
     plate, frames, masks = _plate_and_masks(tmp_path)
     mask = qm.write_quadmask(str(tmp_path / "mask.mkv"), masks, fps=12)
     dec = stages.decode_shot(plate, mask, tmp_path / "work", shot_id="s", model_size=(32, 48))
-    new = stages.encode_shot(dec, dec.clip_path, tmp_path / "new", codec="ffv1", review=False)
-    old = dataclasses.replace(dec, regions_file="", matte_file="")  # a record from before
-    legacy = stages.encode_shot(old, dec.clip_path, tmp_path / "old", codec="ffv1",
-                                review=False)
-    a = list(io.read_frames(io.probe(new.result_uri)))
-    b = list(io.read_frames(io.probe(legacy.result_uri)))
-    for x, y, out, f in zip(a, b, _outside(masks, 8 + 8 + 1), frames, strict=False):
-        assert np.array_equal(x[out], f[out]) and np.array_equal(y[out], f[out])
-        assert np.abs(x.astype(int) - y).max() <= 2
-    for path in (new.matte_uri, legacy.matte_uri):
-        back = qm.read_quadmask(path)
-        assert all(np.array_equal(m, r) for m, r in zip(masks, back, strict=True))
+    os.remove(dec.beside(dec.regions_file))
+    with pytest.raises(InputError, match="shot s: the decode record lacks change regions"):
+        stages.encode_shot(dec, dec.clip_path, tmp_path / "out", codec="ffv1", review=False)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
 def test_lossy_mask_gets_a_lossless_quantized_matte(tmp_path):
@@ -278,7 +270,7 @@ def test_bounding_box_is_the_box_of_non_keep_pixels():
 def test_quantized_frames_counts_and_quantizes_a_lossy_mask_like_a_whole_frame_pass(tmp_path):
     """The per-frame work stays inside the box of non-KEEP levels; the histogram and the
     quantized frame must equal a whole-frame count and quantize."""
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     _, _, masks = _plate_and_masks(tmp_path)
     lossy = _lossy_x264_mask(tmp_path / "lossy.mp4", masks)
@@ -298,7 +290,7 @@ def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, p
                                                                       full_range):
     """8-bit YUV/grey masks are read as their stored Y plane plus ffmpeg's own range map;
     the levels must be exactly what ffmpeg's grey conversion gives, ramp levels included."""
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     _, _, masks = _plate_and_masks(tmp_path)
     ramp = np.tile(np.arange(256, dtype=np.uint8), (72 * 120) // 256 + 1)[:72 * 120]
@@ -309,23 +301,23 @@ def test_quantized_frames_luma_plane_route_gives_ffmpegs_grey_levels(tmp_path, p
                     *(["-color_range", "pc"] if full_range else []), "-c:v", "rawvideo",
                     path], input=b"".join(f.tobytes() for f in frames), check=True)
     info = io.probe(path, what="quadmask")
-    assert mio._luma_route(info, None)[0]
+    assert mio.luma_route(info, None)[0]
     grey = list(io.read_video(path, channels=1))
     for g, (q, hist, _) in zip(grey[:-1], mio.quantized_frames(info, first=0, count=6,
                                                               size=None), strict=False):
         assert np.array_equal(hist, np.bincount(g.ravel(), minlength=256))
         assert np.array_equal(q, qm.quantize(g))
     plane = next(io.read_video(path, first=6, count=1, channels=1, luma_plane=True))
-    lut = mio._luma_route(info, None)[1]
+    lut = mio.luma_route(info, None)[1]
     assert np.array_equal(plane if lut is None else lut[plane], grey[-1])
 
 
 def test_quantized_frames_of_the_lime_mask_match_ffmpegs_grey_decode(samples_dir):
-    from void_engine.io import matte as mio
+    from void_engine.io import maskfile as mio
 
     path = str(samples_dir / "lime" / "quadmask_0.mp4")
     info = io.probe(path, what="quadmask")
-    assert mio._luma_route(info, None) != (False, None)  # the fast route is taken
+    assert mio.luma_route(info, None) != (False, None)  # the fast route is taken
     for g, (q, hist, _) in zip(io.read_video(path, count=4, channels=1),
                                mio.quantized_frames(info, first=0, count=4, size=None),
                                strict=True):

@@ -141,11 +141,12 @@ def announce_prefect() -> None:
               "server.", file=sys.stderr)
 
 
-def run_flow(flow_fn, total_hint: int, **params) -> int:
-    """Call a flow with a tqdm bar fed by finished shots; print the summary; exit code."""
+def run_flow(flow_fn, total_hint: int, options) -> int:
+    """Call a flow with a tqdm bar fed by finished shots; print the summary, every file the run
+    wrote and the run's link in the Prefect UI; exit code."""
     from tqdm import tqdm
 
-    from flows import common
+    from flows import batch
     from flows.report import format_table, read_report
 
     tune_local_server()
@@ -158,21 +159,30 @@ def run_flow(flow_fn, total_hint: int, **params) -> int:
         bar.set_postfix_str(f"{row['shot_id']}: {row['status']}")
         bar.update(1)
 
-    common.SHOT_LISTENERS.append(on_shot)
+    batch.SHOT_LISTENERS.append(on_shot)
     try:
-        state = flow_fn(**params, return_state=True)
+        state = flow_fn(options=options, return_state=True)
     finally:
-        common.SHOT_LISTENERS.remove(on_shot)
+        batch.SHOT_LISTENERS.remove(on_shot)
         bar.close()
-    report = os.path.join(params["output_root"], "report.parquet")
-    if state.is_completed() or os.path.exists(report):
-        try:
-            rows = read_report(report)
-        except FileNotFoundError:
-            rows = []
-        if rows:
-            print(format_table(rows))
-            print(f"report: {report} (+ report.html)")
+    run_id = str(state.state_details.flow_run_id or "")
+    report = f"{options.output_root.rstrip('/')}/report.parquet"
+    try:
+        rows = [r for r in read_report(report) if r.get("flow_run_id") == run_id]
+    except FileNotFoundError:
+        rows = []
+    if rows:
+        print(format_table(rows))
+        for r in rows:
+            for key in ("result_uri", "matte_uri", "review_uri", "thumbnail"):
+                if r.get(key):
+                    print(f"  {r['shot_id']}: {r[key]}")
+        print(f"report: {report} (+ report.html, runs/{run_id}/)")
+    from flows.finish import flow_run_url
+
+    url = flow_run_url(run_id)
+    if url:
+        print(f"Prefect run: {url}")
     if not state.is_completed():
         print(f"run {state.name}: {state.message}", file=sys.stderr)
         return 1

@@ -12,11 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from void_engine.config import DEFAULT_MODEL_SIZE, parse_size
-from void_engine.errors import InputError, OutputError, VoidError
-
-CODEC_BY_EXT = {".mp4": "h264", ".mov": "prores", ".mkv": "ffv1"}
-CODECS = ("h264", "prores", "ffv1", "png", "exr")
+from void_engine.config import DEFAULT_ENGINE, DEFAULT_MODEL_SIZE, parse_size
+from void_engine.errors import InputError, OutputError
+from void_engine.io.codecs import ALL_CODECS as CODECS
+from void_engine.io.codecs import CODEC_BY_EXT
 
 
 def register(subparsers) -> None:
@@ -28,13 +27,16 @@ def register(subparsers) -> None:
                    "quadmask_*.mp4 or trimask_quadmask.mp4 next to the video)")
     p.add_argument("--prompt", help="the scene after removal (default: prompt.json 'bg' "
                    "next to the video)")
-    p.add_argument("--engine", default="propagate", help="engine name (propagate, void)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE,
+                   help=f"engine: void (the VOID model, needs --weights) or propagate (CPU, "
+                        f"appearance only); default {DEFAULT_ENGINE}")
     p.add_argument("--out", required=True, help="result file (.mp4/.mov/.mkv) or folder "
                    "for png/exr")
     p.add_argument("--frames", help="inclusive plate frame range FIRST-LAST, e.g. 10-40")
     p.add_argument("--codec", choices=CODECS, help="default: from --out's extension")
-    p.add_argument("--model-size", help="engine working size HxW (default "
-                   f"{DEFAULT_MODEL_SIZE[0]}x{DEFAULT_MODEL_SIZE[1]} or the engine's own)")
+    p.add_argument("--model-size", metavar="WxH",
+                   help="size the engine works at, width x height like ffmpeg (default: the "
+                        f"engine's own, else {DEFAULT_MODEL_SIZE[1]}x{DEFAULT_MODEL_SIZE[0]})")
     p.add_argument("--weights", help="weights folder (engines that take weights)")
     p.add_argument("--passes", choices=("1", "2"), default="1")
     p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
@@ -53,11 +55,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = remove(args)
-    except (VoidError, ValueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+    result = remove(args)
     print(f"wrote {result.result_uri} ({result.frames} frames, {result.size[1]}x"
           f"{result.size[0]}, {result.fps_rational} fps)")
     return 0

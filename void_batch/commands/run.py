@@ -2,69 +2,88 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from void_engine.config import DEFAULT_ENGINE
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="Parquet manifest (local path or fsspec URI)")
-    p.add_argument("--out", required=True, help="output root: <out>/<shot_id>/ + report.parquet")
-    p.add_argument("--engine", help="engine for every shot (overrides the manifest's engine "
-                   "column; default: the column, else 'void')")
-    p.add_argument("--weights", help="weights folder for the engine (void)")
-    p.add_argument("--cache", help="stage cache store URI (default ~/.cache/void-batch/store "
-                   "or $VOID_BATCH_CACHE)")
-    p.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else "
-                   "start a local Ray)")
-    p.add_argument("--shots", help="comma-separated shot ids to run")
-    p.add_argument("--tags", help="comma-separated tags: run shots carrying any of them")
-    p.add_argument("--no-review", action="store_true", help="skip review movie/contact sheet")
+    p.add_argument("--out", required=True,
+                   help="output root: <out>/<shot_id>/ per shot, <out>/report.parquet/.html")
+    p.add_argument("--engine", help="engine for every shot, overriding the manifest's engine "
+                   f"column (default: the column, else {DEFAULT_ENGINE!r})")
+    p.add_argument("--weights", help="weights folder of the engine (void: see README)")
     p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="engine constructor option, repeatable (see `void-batch remove -h`)")
-    p.add_argument("--gate-threshold", type=float, help="morphing-gate threshold override")
-    p.add_argument("--plugin", action="append", default=[],
-                   help="module to import (in the driver and the engine actors) that registers "
-                        "extra engines")
+                   help="engine option, repeatable (see `void-batch remove -h`)")
+    p.add_argument("--cache", help="stage cache store: a folder or s3://, gs:// URI "
+                   "(default $VOID_BATCH_CACHE, else ~/.cache/void-batch/store)")
+    p.add_argument("--ray-address", help="Ray cluster to join (default $RAY_ADDRESS, else a "
+                   "local Ray)")
+    p.add_argument("--shots", help="comma-separated shot ids to run")
+    p.add_argument("--tags", help="comma-separated tags: run the shots carrying any of them")
+    p.add_argument("--no-review", action="store_true",
+                   help="no review movie or contact sheet")
+    p.add_argument("--gate-threshold", type=float,
+                   help="morphing-gate threshold for passes=auto (higher: pass 2 less often)")
+    p.add_argument("--output-root", action="append", default=[], metavar="DIR",
+                   help="an extra folder a manifest row's output_uri may point into, "
+                        "repeatable (rows can never name a root themselves)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="Python module to import (here and in the engine actors) that "
+                        "registers extra engines")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show, per shot, which stages would run and which are cached; run "
+                        "nothing")
 
 
 def split(v: str | None) -> list[str] | None:
     return [s.strip() for s in v.split(",") if s.strip()] if v else None
 
 
-def flow_params(args: argparse.Namespace) -> dict:
+def options_from(args: argparse.Namespace, **extra):
+    """The RunOptions of a run/reprocess command line."""
+    from tasks.options import RunOptions
     from void_batch.commands.remove import parse_engine_opts
 
-    return dict(engine_kwargs=parse_engine_opts(args.engine_opt) or None,
-                manifest=args.manifest, output_root=args.out, engine=args.engine,
-                weights=args.weights, cache=args.cache, ray_address=args.ray_address,
-                tags=split(args.tags), plugins=args.plugin or None,
-                review=not args.no_review, gate_threshold=args.gate_threshold)
+    return RunOptions(manifest=args.manifest, output_root=args.out, engine=args.engine,
+                      weights=args.weights, engine_opts=parse_engine_opts(args.engine_opt),
+                      cache=args.cache, ray_address=args.ray_address, shots=split(args.shots),
+                      tags=split(args.tags), plugins=args.plugin, review=not args.no_review,
+                      gate_threshold=args.gate_threshold, output_roots=args.output_root,
+                      **extra)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="run a manifest through the batch flow (Prefect + Ray)")
+    p = sub.add_parser("run", help="run a manifest through the batch (Prefect + Ray)",
+                       description="Run every shot of a manifest: masks, VOID passes, "
+                       "compositing into the plate, deliverables and a report.")
     add_run_options(p)
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    return launch("nightly_batch", options_from(args), dry_run=args.dry_run)
+
+
+def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
+    """Load the manifest (a bad file fails here, in one line), then run the flow (or print
+    the dry-run plan)."""
     import importlib
 
-    from manifests.loader import load_manifest
-    from void_batch.commands._prefect import run_flow, start_local_server_early
-    from void_engine.errors import InputError
+    from manifests.loader import load_manifest, select
 
-    try:
-        params = flow_params(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    start_local_server_early()
-
-    for mod in args.plugin:
+    for mod in options.plugins:  # before validation: they register engines rows may name
         importlib.import_module(mod)
-    m = load_manifest(args.manifest)  # fail fast on an unreadable file; rows are checked again
-    shots = split(args.shots)
-    total = len(shots) if shots else len(m.shots) + len({e.row for e in m.errors})
-    from flows.nightly_batch import nightly_batch
+    m = load_manifest(options.manifest,
+                      output_roots=[options.output_root, *options.output_roots])
+    if dry_run:
+        from flows.plan import print_plan
 
-    return run_flow(nightly_batch, total, shots=shots, **params)
+        return print_plan(m, options)
+    from void_batch.commands._prefect import run_flow, start_local_server_early
+
+    start_local_server_early()  # its boot overlaps the imports below
+    picked, invalid = select(m, options.shots, options.tags)
+
+    flow = importlib.import_module(f"flows.{flow_name}")
+    return run_flow(getattr(flow, flow_name), len(picked) + len(invalid), options)

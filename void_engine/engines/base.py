@@ -30,6 +30,13 @@ ProgressFn = Callable[[int, int], None]  # (done, total)
 DEFAULT_MODEL_SIZE: tuple[int, int] = (384, 672)
 
 
+def configured_model_size() -> tuple[int, int]:
+    """DEFAULT_MODEL_SIZE, or the VOID_MODEL_SIZE override read by void_engine.config."""
+    from void_engine.config import DEFAULT_MODEL_SIZE as configured
+
+    return tuple(configured)
+
+
 @dataclass(frozen=True)
 class FrameRules:
     """Frame-count rules an engine needs its clip padded to (see modelspace.pad_plan).
@@ -56,7 +63,7 @@ class EngineFacts:
     @classmethod
     def of(cls, engine: Engine) -> EngineFacts:
         """The facts an engine instance states through its attributes."""
-        size = engine.model_size or DEFAULT_MODEL_SIZE
+        size = engine.model_size or configured_model_size()
         return cls(engine.name, bool(engine.supports_pass2), (int(size[0]), int(size[1])),
                    engine.frame_rules)
 
@@ -89,7 +96,7 @@ class Engine(ABC):
         """EngineFacts from the class attributes (and a `model_size` option, for engines that
         take one), without building the engine. Engines whose facts depend on other options
         or on files override this; it must never load a model."""
-        size = options.get("model_size") or cls.model_size or DEFAULT_MODEL_SIZE
+        size = options.get("model_size") or cls.model_size or configured_model_size()
         return EngineFacts(cls.name, bool(cls.supports_pass2), (int(size[0]), int(size[1])),
                            cls.frame_rules)
 

@@ -5,8 +5,10 @@
     with open_writer(out, "ffv1", fps=info.fps, size=info.size) as w: w.write(frame)
 
 Video files go through ffmpeg pipes (mp4/mov/mkv; H.264, ProRes, FFV1, anything ffmpeg
-decodes); sequences are 8/16-bit PNG or EXR. URIs with a protocol (s3://, memory://...) are
-handled with `local_input` / `local_output` (void_engine.io.uri).
+decodes; the commands are built in io.commands); sequences are 8/16-bit PNG or EXR. Frames
+are as players show them (display rotation applied). Remote inputs come through `local_input`
+(io.uri); every output is written atomically (io.atomic), local or fsspec URI. Codecs: io.codecs.
+Policy on rotation, pixel aspect, field order and variable frame rate: docs/io.md.
 """
 from __future__ import annotations
 
@@ -18,22 +20,30 @@ import cv2
 import numpy as np
 
 from void_engine.errors import InputError, OutputError
+from void_engine.io.atomic import describe_os_error, is_write_error
+from void_engine.io.codecs import (
+    ALL_CODECS,
+    SEQUENCE_CODECS,
+    VIDEO_CODECS,
+    check_codec,
+    codec_args,
+    codec_for_path,
+    output_name,
+)
+from void_engine.io.commands import PlateOverlay
 from void_engine.io.pixels import from_float, scale_of, to_uint8
 from void_engine.io.prefetch import Prefetch
 from void_engine.io.probe import PlateInfo, probe, sequence_files
 from void_engine.io.sequence import SequenceWriter, read_image, write_image
-from void_engine.io.uri import check_writable, is_local, local_input, local_output
-from void_engine.io.video import CODECS as VIDEO_CODECS
-from void_engine.io.video import PlateOverlay, VideoWriter, bgra_exact, codec_args, read_video
-
-SEQUENCE_CODECS = ("png", "exr")
-ALL_CODECS = (*VIDEO_CODECS, *SEQUENCE_CODECS)
+from void_engine.io.uri import check_writable, is_local, local_input
+from void_engine.io.video import read_video
+from void_engine.io.writer import VideoWriter, bgra_exact
 
 __all__ = [
-    "ALL_CODECS", "PlateInfo", "PlateOverlay", "Prefetch", "SequenceWriter", "VideoWriter",
-    "bgra_exact", "check_writable", "codec_args",
-    "from_float", "is_local", "local_input", "local_output", "open_writer", "output_name",
-    "probe", "read_frames", "read_image", "read_video", "scale_of", "sequence_files",
+    "ALL_CODECS", "PlateInfo", "PlateOverlay", "Prefetch", "SEQUENCE_CODECS", "SequenceWriter",
+    "VIDEO_CODECS", "VideoWriter", "bgra_exact", "check_codec", "check_writable", "codec_args",
+    "codec_for_path", "frame_timing", "from_float", "is_local", "local_input", "open_writer",
+    "output_name", "probe", "read_frames", "read_image", "read_video", "scale_of", "sequence_files",
     "to_uint8", "write_image",
 ]
 
@@ -65,34 +75,43 @@ def read_frames(info: PlateInfo, *, first: int = 0, count: int | None = None,
         yield frame
 
 
-def output_name(base: str, codec: str) -> str:
-    """`base` with the extension `codec` writes (sequences are folders: no extension)."""
-    if codec in SEQUENCE_CODECS:
-        return base
-    return base + VIDEO_CODECS[codec]["ext"]
+def frame_timing(info: PlateInfo, first: int, count: int) -> dict:
+    """open_writer's timing arguments for frames first..first+count-1 of `info`: {} at a
+    constant rate, else their own timestamps (from the range's first frame) and time base."""
+    if not info.variable_rate:
+        return {}
+    span = info.timestamps[first:first + count]
+    return {"timestamps": [t - span[0] for t in span], "time_base": info.time_base}
 
 
 @contextlib.contextmanager
 def open_writer(path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
                 dtype=np.uint8, audio: tuple[str, float, float] | None = None,
                 audio_codec: str | None = None, start_number: int = 0, channels: int = 3,
-                overlay: PlateOverlay | None = None):
-    """Context manager yielding a writer (`.write(frame)`); the output appears at `path` only
-    when the block finishes without error. Video files carry `audio` through; PNG/EXR
-    sequences are written as a folder of frames. overlay (video codecs, 8-bit): the writer
-    decodes the plate itself and `.write` takes RGBA patches to blend onto it."""
-    if codec not in ALL_CODECS:
-        raise OutputError(f"unknown codec {codec!r} (have {', '.join(ALL_CODECS)})")
+                overlay: PlateOverlay | None = None, sar: Fraction | None = None,
+                timestamps: list[int] | None = None, time_base: Fraction | None = None):
+    """Context manager yielding a writer (`.write(frame)`); the output appears at `path`
+    (local or fsspec URI) only when the block finishes without error. Video files carry
+    `audio` through; PNG/EXR sequences are written as a folder of frames. overlay (video
+    codecs, 8-bit): the writer decodes the plate itself and `.write` takes RGBA patches to
+    blend onto it. sar: pixel aspect to record (video, EXR). timestamps + time_base: each
+    frame's presentation time (video codecs; variable-rate plates)."""
+    check_codec(codec)
     check_writable(path)
-    with local_output(path) as local:
-        if codec in SEQUENCE_CODECS:
-            writer = SequenceWriter(local, codec, start_number=start_number)
-        else:
-            writer = VideoWriter(local, codec, fps=fps, size=size, dtype=dtype, audio=audio,
-                                 audio_codec=audio_codec, channels=channels, overlay=overlay)
-        try:
-            yield writer
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
+    if codec in SEQUENCE_CODECS:
+        if timestamps is not None:
+            raise OutputError(f"cannot write {path}: {codec} sequences have no per-frame "
+                              "timestamps")
+        writer = SequenceWriter(path, codec, start_number=start_number, sar=sar)
+    else:
+        writer = VideoWriter(path, codec, fps=fps, size=size, dtype=dtype, audio=audio,
+                             audio_codec=audio_codec, channels=channels, overlay=overlay,
+                             sar=sar, timestamps=timestamps, time_base=time_base)
+    try:
+        yield writer
+    except BaseException as exc:
+        writer.abort()
+        if is_write_error(exc):  # the filesystem refused a frame: say so, naming the output
+            raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from None
+        raise
+    writer.close()

@@ -6,14 +6,14 @@ function is applied, so a linear EXR stays linear).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+from fractions import Fraction
 
 import cv2
 import numpy as np
 import OpenEXR
 
 from void_engine.errors import InputError, OutputError
+from void_engine.io.atomic import AtomicPath
 
 
 def read_image(path: str) -> np.ndarray:
@@ -44,9 +44,9 @@ def read_image(path: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., 2::-1])  # BGR(A) -> RGB, alpha dropped
 
 
-def write_image(path: str, frame: np.ndarray) -> None:
+def write_image(path: str, frame: np.ndarray, *, sar: Fraction | None = None) -> None:
     """Write an RGB frame: PNG keeps uint8/uint16; EXR stores half floats (uint8/uint16 input
-    is scaled to 0..1)."""
+    is scaled to 0..1) and records a non-square pixel aspect (sar)."""
     if path.lower().endswith(".exr"):
         f = frame.astype(np.float32)
         if frame.dtype == np.uint8:
@@ -54,55 +54,59 @@ def write_image(path: str, frame: np.ndarray) -> None:
         elif frame.dtype == np.uint16:
             f /= 65535.0
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-        OpenEXR.File(header, {"RGB": f.astype(np.float16)}).write(path)
+        if sar is not None and sar != 1:
+            header["pixelAspectRatio"] = float(sar)
+        try:
+            OpenEXR.File(header, {"RGB": f.astype(np.float16)}).write(path)
+        except Exception as exc:  # noqa: BLE001 - OpenEXR raises plain exceptions
+            raise OutputError(f"cannot write {path}: {exc}") from None
         return
+    if sar is not None and sar != 1:
+        raise OutputError(f"cannot write {path}: PNG frames cannot record non-square pixels "
+                          f"(SAR {sar}); use exr, ffv1, prores or h264")
     if frame.dtype not in (np.uint8, np.uint16):
         raise OutputError(f"PNG frames must be uint8 or uint16, got {frame.dtype}")
-    # Compression 1: PNG stays lossless; higher levels cost time, not quality.
-    if not cv2.imwrite(path, np.ascontiguousarray(frame[..., ::-1]),
-                       [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OutputError(f"cannot write {path}")
+    # Compression 1: PNG stays lossless; higher levels cost time, not quality. Encoded in
+    # memory and written here, so a full disk is an OSError that says so (imwrite only
+    # returns False).
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(frame[..., ::-1]),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OutputError(f"cannot encode PNG frame {path}")
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 class SequenceWriter:
     """Writes frames as <folder>/<name>.<NNNNNN>.<ext> into a hidden temp folder that is
-    renamed into place on close(); abort() leaves nothing behind."""
+    renamed into place on close() (void_engine.io.atomic; folder may be an fsspec URI);
+    abort() leaves nothing behind."""
 
     def __init__(self, folder: str, ext: str = "png", *, start_number: int = 0,
-                 dtype: np.dtype | None = None):
-        self.folder = os.path.abspath(folder)
+                 dtype: np.dtype | None = None, sar: Fraction | None = None):
+        self.folder = str(folder)
         self.ext = ext.lower().lstrip(".")
-        self.dtype = dtype
+        if self.ext == "png" and sar is not None and sar != 1:
+            raise OutputError(f"cannot write {folder}: PNG frames cannot record non-square "
+                              f"pixels (SAR {sar}); use exr, ffv1, prores or h264")
+        self.dtype, self.sar = dtype, sar
         self.number = start_number
-        parent = os.path.dirname(self.folder)
-        os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.folder)}.part-", dir=parent)
-        os.chmod(self.tmp, 0o777 & ~_umask())
-        self.name = os.path.basename(self.folder)
+        self._target = AtomicPath(self.folder, what="sequence", folder=True)
+        self.tmp = self._target.__enter__()
+        self.name = os.path.basename(self.folder.rstrip("/"))
         self.count = 0
 
     def write(self, frame: np.ndarray) -> None:
         if self.dtype is not None and frame.dtype != self.dtype:
             frame = frame.astype(self.dtype)
-        write_image(os.path.join(self.tmp, f"{self.name}.{self.number:06d}.{self.ext}"), frame)
+        write_image(os.path.join(self.tmp, f"{self.name}.{self.number:06d}.{self.ext}"), frame,
+                    sar=self.sar)
         self.number += 1
         self.count += 1
 
     def close(self) -> str:
-        if os.path.isdir(self.folder):  # replace: move the old one aside, then drop it
-            old = self.folder + f".old-{os.getpid()}"
-            os.replace(self.folder, old)
-            os.replace(self.tmp, self.folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.folder)
+        self._target.commit()
         return self.folder
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        self._target.discard()

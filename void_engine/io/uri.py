@@ -1,8 +1,7 @@
 """fsspec URIs: local paths are used in place; remote ones go through a temporary local copy.
 
 ffmpeg, OpenCV and OpenEXR all want local files, so a remote plate is fetched once before
-decoding and a remote output is written locally, then uploaded (to a temporary name, then
-moved, so a reader never sees half an upload).
+decoding; outputs (local or remote) are written through void_engine.io.atomic.
 """
 from __future__ import annotations
 
@@ -44,32 +43,6 @@ def local_input(uri: str | os.PathLike, what: str = "file") -> Iterator[str]:
         target = os.path.join(tmp, os.path.basename(path.rstrip("/")) or "data")
         fs.get(path, target, recursive=fs.isdir(path))
         yield target
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def local_output(uri: str | os.PathLike) -> Iterator[str]:
-    """A local path to write `uri` to; remote URIs are uploaded when the block succeeds."""
-    if is_local(uri):
-        yield local_path(uri)
-        return
-    fs, path = fsspec.core.url_to_fs(str(uri))
-    tmp = tempfile.mkdtemp(prefix="void-out-")
-    try:
-        local = os.path.join(tmp, os.path.basename(path.rstrip("/")))
-        yield local
-        if not os.path.exists(local):
-            return
-        parent = path.rstrip("/").rsplit("/", 1)[0] if "/" in path.rstrip("/") else ""
-        partial = (parent + "/" if parent else "") + f".{os.path.basename(path)}.part"
-        try:
-            fs.put(local, partial, recursive=os.path.isdir(local))
-            if fs.exists(path):
-                fs.rm(path, recursive=True)
-            fs.mv(partial, path, recursive=os.path.isdir(local))
-        except Exception as exc:  # noqa: BLE001 - any backend failure is an output failure
-            raise OutputError(f"cannot upload {uri}: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from void_engine import optical_flow as flow
 from void_engine import quadmask
+from void_engine.redact import redact
 
 # part of the stage cache key (tasks read it): bump when the score for the same input changes
 __version__ = "warp-error-1"
@@ -54,13 +55,24 @@ def morphing_gate(decoded, pass1_path: str, *, threshold: float | None = None,
     score, details = warp_error_score(video, masks, pairs)
     run = score > threshold
     details["decision"] = "measured"
-    if judge is not None:
-        verdict = dict(judge(np.asarray(video), np.asarray(masks)) or {})
+    if judge is not None and run:
+        details["judge"] = {"asked": False, "why": "the measure already runs pass 2"}
+    elif judge is not None:
+        verdict = _ask_judge(judge, video, masks)
         details["judge"] = verdict
-        if verdict.get("run_pass2") and not run:
+        if verdict.get("run_pass2"):
             run = True
             details["decision"] = "judge added pass 2"
     return GateResult(score=score, threshold=threshold, run_pass2=bool(run), details=details)
+
+
+def _ask_judge(judge, video, masks) -> dict:
+    """The judge's verdict; a judge that raises adds nothing (the measure stands)."""
+    try:
+        return {"asked": True, **dict(judge(np.asarray(video), np.asarray(masks)) or {})}
+    except Exception as exc:  # noqa: BLE001 - an optional vote must not fail the stage
+        return {"asked": True, "run_pass2": False,
+                "error": redact(f"{type(exc).__name__}: {str(exc)[:160]}")}
 
 
 def real_pairs(frame_indices: list[int], length: int) -> list[tuple[int, int]]:

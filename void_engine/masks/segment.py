@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections import defaultdict
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +23,7 @@ import numpy as np
 
 from void_engine.errors import InputError, ModelLoadError
 from void_engine.masks import maskio
+from void_engine.masks.prompts import ObjectPrompts, parse_prompts
 from void_engine.stages import resolve_range
 
 log = logging.getLogger(__name__)
@@ -59,50 +60,45 @@ class Sam2Config:
 
 
 RANDOM_WEIGHTS_SEED = 0
-_PREDICTORS: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()  # hydra's global state is not thread-safe
 
 
 def load_predictor(config: Sam2Config):
-    """The SAM2 video predictor for `config`, built once per process (workers reuse it)."""
+    """Build the SAM2 video predictor for `config`. Callers keep it (masks.models.MaskModels
+    loads it once per process or actor and serves every shot with it)."""
     import torch
 
     device = config.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (config.checkpoint, config.model_config, config.image_size, device)
-    with _LOCK:
-        if key in _PREDICTORS:
-            return _PREDICTORS[key]
-        if config.checkpoint is None and not config.allow_random_weights:
-            raise ModelLoadError("no SAM2 checkpoint: set VOID_SAM2_CHECKPOINT or pass "
-                                 "--sam2-checkpoint (a SAM 2.1 .pt file)")
-        if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
-            raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
-        from sam2.build_sam import build_sam2_video_predictor
+    if config.checkpoint is None and not config.allow_random_weights:
+        raise ModelLoadError("no SAM2 checkpoint: set VOID_SAM2_CHECKPOINT or pass "
+                             "--sam2-checkpoint (a SAM 2.1 .pt file)")
+    if config.checkpoint is not None and not os.path.isfile(config.checkpoint):
+        raise ModelLoadError(f"SAM2 checkpoint not found: {config.checkpoint}")
+    from sam2.build_sam import build_sam2_video_predictor
 
-        overrides = [f"++model.image_size={config.image_size}"] if config.image_size else []
-        if config.random_weights:
-            log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
-        try:
-            # random weights are seeded so test runs are reproducible (without touching the
-            # caller's RNG state)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_WEIGHTS_SEED)
-                predictor = build_sam2_video_predictor(
-                    config.model_config, ckpt_path=config.checkpoint, device=device,
-                    hydra_overrides_extra=overrides)
-        except (RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
-                                 f"{config.model_config}: {exc}") from exc
-        except Exception as exc:  # hydra: unknown config name
-            if type(exc).__name__ in ("MissingConfigException", "ConfigCompositionException"):
-                raise ModelLoadError(f"unknown SAM2 config {config.model_config!r}") from exc
-            raise
-        if device == "cpu":
-            _fp32_memory_on_cpu(predictor)
-        _PREDICTORS[key] = predictor
-        return predictor
+    overrides = [f"++model.image_size={config.image_size}"] if config.image_size else []
+    if config.random_weights:
+        log.warning("SAM2 with RANDOM WEIGHTS (no checkpoint): masks are meaningless")
+    try:
+        # random weights are seeded so test runs are reproducible (without touching the
+        # caller's RNG state)
+        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            predictor = build_sam2_video_predictor(
+                config.model_config, ckpt_path=config.checkpoint, device=device,
+                hydra_overrides_extra=overrides)
+    except (RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"SAM2 checkpoint {config.checkpoint} does not match "
+                             f"{config.model_config}: {exc}") from exc
+    except Exception as exc:  # hydra: unknown config name
+        if type(exc).__name__ in ("MissingConfigException", "ConfigCompositionException"):
+            raise ModelLoadError(f"unknown SAM2 config {config.model_config!r}") from exc
+        raise
+    if device == "cpu":
+        _fp32_memory_on_cpu(predictor)
+    return predictor
 
 
 def _fp32_memory_on_cpu(predictor) -> None:
@@ -121,91 +117,17 @@ def _fp32_memory_on_cpu(predictor) -> None:
 
 
 @dataclass
-class ObjectPrompts:
-    """Prompts of one object on one frame, in plate pixels."""
-
-    points: list[tuple[float, float]]
-    labels: list[int]
-    box: tuple[float, float, float, float] | None = None
-
-
-def parse_prompts(prompts_json: dict, *, width: int, height: int, num_frames: int,  # noqa: C901
-                  shot_id: str | None = None) -> dict[tuple[int, int], ObjectPrompts]:
-    """Validate the manifest's prompts; returns {(frame, obj): ObjectPrompts}."""
-    def bad(msg: str) -> InputError:
-        return InputError(f"prompts: {msg}", shot=shot_id)
-
-    if not isinstance(prompts_json, dict):
-        raise bad("expected an object with 'clicks' and/or 'boxes'")
-    unknown = set(prompts_json) - {"clicks", "boxes"}
-    if unknown:
-        raise bad(f"unknown key(s) {sorted(unknown)} (use clicks, boxes)")
-    out: dict[tuple[int, int], ObjectPrompts] = {}
-
-    def frame_of(item: dict, where: str) -> int:
-        f = item.get("frame", 0)
-        if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f < num_frames:
-            raise bad(f"{where} frame {f!r} outside 0..{num_frames - 1}")
-        return f
-
-    def obj_of(item: dict, where: str) -> int:
-        o = item.get("obj", 1)
-        if not isinstance(o, int) or isinstance(o, bool) or o < 0:
-            raise bad(f"{where} obj {o!r} is not a non-negative integer")
-        return o
-
-    for i, c in enumerate(prompts_json.get("clicks") or []):
-        where = f"click {i}"
-        if not isinstance(c, dict) or set(c) - {"frame", "x", "y", "label", "obj"}:
-            raise bad(f"{where} must be {{frame, x, y, label, obj}}, got {c!r}"[:160])
-        x, y, label = c.get("x"), c.get("y"), c.get("label", 1)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
-            raise bad(f"{where} needs numeric x and y")
-        if not (0 <= x < width and 0 <= y < height):
-            raise bad(f"{where} at ({x}, {y}) is outside the {width}x{height} plate")
-        if label not in (0, 1) or isinstance(label, bool):
-            raise bad(f"{where} label {label!r} must be 1 (object) or 0 (not object)")
-        p = out.setdefault((frame_of(c, where), obj_of(c, where)), ObjectPrompts([], []))
-        p.points.append((float(x), float(y)))
-        p.labels.append(int(label))
-    for i, b in enumerate(prompts_json.get("boxes") or []):
-        where = f"box {i}"
-        if not isinstance(b, dict) or set(b) - {"frame", "box", "obj"}:
-            raise bad(f"{where} must be {{frame, box, obj}}, got {b!r}"[:160])
-        box = b.get("box")
-        if (not isinstance(box, (list, tuple)) or len(box) != 4
-                or not all(isinstance(v, (int, float)) for v in box)):
-            raise bad(f"{where} needs box [x0, y0, x1, y1]")
-        x0, y0, x1, y1 = map(float, box)
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise bad(f"{where} {list(box)} is empty or outside the {width}x{height} plate")
-        p = out.setdefault((frame_of(b, where), obj_of(b, where)), ObjectPrompts([], []))
-        if p.box is not None:
-            raise bad(f"{where}: two boxes for obj {obj_of(b, where)} on frame "
-                      f"{frame_of(b, where)}; give each object its own obj id")
-        p.box = (x0, y0, x1, y1)
-    if not out:
-        raise bad("no clicks or boxes given")
-    positive: dict[int, bool] = defaultdict(bool)
-    for (_, obj), p in out.items():
-        positive[obj] |= p.box is not None or 1 in p.labels
-    missing = sorted(o for o, ok in positive.items() if not ok)
-    if missing:
-        raise bad(f"obj {missing} has only negative clicks (add a positive click or a box)")
-    return out
-
-
-@dataclass
 class Sam2Run:
     logits: dict[int, np.ndarray]  # frame -> max logit over objects, (h, w) float32, work size
     tracked: list[int]  # frames SAM2 produced output for, in order of processing
 
 
 def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPrompts], *,
-             scale: tuple[float, float], progress=None) -> Sam2Run:
+             scale: tuple[float, float], progress=None, sink=None) -> Sam2Run:
     """Prompt `predictor` on a folder of JPEG frames (00000.jpg ...) and propagate both ways.
 
-    scale = (sx, sy) from plate pixels to the JPEG frames' pixels."""
+    scale = (sx, sy) from plate pixels to the JPEG frames' pixels. sink(frame, obj_ids,
+    logits (K, h, w)) sees every object's logits (the start frame twice: once per direction)."""
     import torch
 
     sx, sy = scale
@@ -214,7 +136,11 @@ def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPr
     # on CUDA run under bf16 autocast as upstream does (its memory bank is stored in bf16);
     # on CPU stay in fp32 (bf16 matmuls are ~20x slower there), see _fp32_memory_on_cpu
     cuda = predictor.device.type == "cuda"
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
+            warnings.catch_warnings():
+        # pip builds of sam2 lack its CUDA extension `_C`, used only to fill small holes in
+        # the masks; it warns on every frame otherwise
+        warnings.filterwarnings("ignore", message="cannot import name '_C'")
         state = predictor.init_state(video_path=frames_dir, offload_video_to_cpu=True)
         total = state["num_frames"]
         for (frame, obj), p in sorted(prompts.items()):
@@ -228,9 +154,12 @@ def run_sam2(predictor, frames_dir: str, prompts: dict[tuple[int, int], ObjectPr
         # forward from the earliest prompt, then backward from it (frames before the first
         # prompt; the reference pipeline never produced these)
         for reverse in (False, True):
-            for idx, _obj_ids, masks in predictor.propagate_in_video(
+            for idx, obj_ids, masks in predictor.propagate_in_video(
                     state, start_frame_idx=start, reverse=reverse):
-                m = masks.float().amax(dim=0)[0].cpu().numpy()
+                per_object = masks.float()[:, 0].cpu().numpy()
+                if sink is not None:
+                    sink(idx, list(obj_ids), per_object)
+                m = per_object.max(axis=0)
                 logits[idx] = m if idx not in logits else np.maximum(logits[idx], m)
                 tracked.append(idx)
                 if progress:
@@ -251,8 +180,20 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
     """Segment the primary object(s) of a shot; write the black mask to out_uri; return it.
 
     prompts_json frames are plate frame indices; frame_range=(first, last) is inclusive and
-    limits segmentation (frames outside it are background)."""
-    config = config or Sam2Config.from_env()
+    limits segmentation (frames outside it are background). The predictor is loaded once per
+    process and config (masks.models.shared_models); resident workers hold a MaskModels."""
+    from void_engine.masks.models import shared_models
+
+    return shared_models(sam2=config or Sam2Config.from_env()).segment_shot(
+        plate_uri, prompts_json, out_uri, shot_id=shot_id, frame_range=frame_range,
+        progress=progress)
+
+
+def segment_with(get_predictor, config: Sam2Config, plate_uri: str, prompts_json: dict,
+                 out_uri: str, *, shot_id: str, frame_range: tuple[int, int] | None = None,
+                 progress=None) -> str:
+    """segment_shot with the predictor from get_predictor() (called only once the inputs
+    are known to be good)."""
     try:
         with maskio.opened(plate_uri, "plate") as info:
             first, count = resolve_range(frame_range, info.frames)
@@ -265,7 +206,7 @@ def segment_shot(plate_uri: str, prompts_json: dict, out_uri: str, *, shot_id: s
                                  f"{first}..{last}")
             local = {(f - first, o): p for (f, o), p in prompts.items()}
             h, w = work_size(info.width, info.height, config.work_long_side)
-            predictor = load_predictor(config)
+            predictor = get_predictor()
             with tempfile.TemporaryDirectory(prefix="void-sam2-") as tmp:
                 for i, frame in enumerate(maskio.vio.read_frames(
                         info, first=first, count=last - first + 1, size=(h, w), uint8=True)):

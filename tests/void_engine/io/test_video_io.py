@@ -11,6 +11,8 @@ import pytest
 
 from void_engine import io
 from void_engine.errors import InputError, OutputError
+from void_engine.io.commands import ffprobe
+from void_engine.io.writer import BGRA_EXACT
 from void_engine.review import psnr
 
 FPS = Fraction(24000, 1001)
@@ -134,8 +136,7 @@ def test_audio_is_carried_through_for_a_frame_range(tmp_path):
         o = io.probe(out)
         assert o.audio_codec is not None, codec
         assert o.frames == 12 and o.fps == FPS
-        streams = io.probe.__globals__["ffprobe_json"](
-            out, "-show_entries", "stream=codec_type,start_time:format=duration")
+        streams = ffprobe(out, show_entries="stream=codec_type,start_time:format=duration")
         starts = [float(st.get("start_time", 0)) for st in streams["streams"]]
         assert max(starts) < 0.05, (codec, starts)  # audio and video start together
         dur = float(streams["format"]["duration"])
@@ -225,7 +226,7 @@ def test_plate_overlay_composites_in_the_encoder_and_reports_a_short_plate(tmp_p
 
 
 @pytest.mark.parametrize("pix_fmt, full_range", [
-    *((f, False) for f in sorted(io.video._BGRA_EXACT)), ("yuv420p", True), ("yuv444p", True)])
+    *((f, False) for f in sorted(BGRA_EXACT)), ("yuv420p", True), ("yuv444p", True)])
 def test_bgra_exact_formats_decode_to_bgra_as_to_rgb(tmp_path, pix_fmt, full_range):
     """PlateOverlay blends in BGRA for these formats: their BGRA decode must be their RGB
     decode channel for channel, or plate pixels would change outside the region."""
@@ -253,8 +254,8 @@ def test_probe_answers_again_from_memory_until_the_file_changes(tmp_path, monkey
     path = write_clip(tmp_path / "a.mkv", synthetic_frames(4), "ffv1")
     assert io.probe(path).frames == 4
     calls = []
-    real = probe_mod.ffprobe_json
-    monkeypatch.setattr(probe_mod, "ffprobe_json", lambda *a: calls.append(a) or real(*a))
+    real = probe_mod.ffprobe
+    monkeypatch.setattr(probe_mod, "ffprobe", lambda *a, **k: calls.append(a) or real(*a, **k))
     again = io.probe(path)
     assert again.frames == 4 and again.path == path and calls == []
     write_clip(tmp_path / "a.mkv", synthetic_frames(6), "ffv1")  # replaced (temp + rename)

@@ -4,21 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from testkit.masks import decoded_for
 from testkit.synth import gate_clip
 from void_engine.masks.gate import DEFAULT_THRESHOLD, morphing_gate, real_pairs
-from void_engine.stages import DecodedShot, ModelSpaceMap
-
-
-def decoded_for(tmp_path, video, masks, frame_indices=None):
-    np.save(tmp_path / "pass1.npy", video)
-    np.save(tmp_path / "mask.npy", masks)
-    t, h, w = masks.shape
-    mapping = ModelSpaceMap(plate_size=(h, w), plate_fps=12.0, first_frame=0, num_frames=t,
-                            model_size=(h, w), frame_indices=frame_indices or list(range(t)))
-    d = DecodedShot(shot_id="g", plate_uri="plate.mp4", quadmask_uri="q.mp4",
-                    clip_path=str(tmp_path / "clip.npy"), mask_path=str(tmp_path / "mask.npy"),
-                    mapping=mapping)
-    return d, str(tmp_path / "pass1.npy")
 
 
 @pytest.mark.parametrize("speed", [2, 6])

@@ -214,3 +214,66 @@ def test_vlm_boxes_are_segmented_with_sam2(push, grid, vlm_server, tmp_path):
     for t in range(1, len(q)):  # every grey pixel's cell is entirely grey (grid-aligned)
         aff = quadmask.affected_region(q[t])
         assert np.array_equal(grid.rasterize(grid.cells_touched(aff), h, w), aff)
+
+
+def test_every_result_says_its_path_why_and_whether_degraded(push, grid, vlm_server, tmp_path):
+    """A degraded result (the VLM is configured but failed) must never stand in for the real
+    answer; the fallback of a setup without a VLM is that setup's real answer."""
+    vlm_server.play(("answer", json.dumps(good_answer(push["clip"], grid))))
+    v = run(push, tmp_path, cfg(vlm_server), name="v.mp4")
+    assert (v.path, v.degraded, v.error) == ("vlm", False, None)
+    assert v.reason == "VLM scripted-qwen-vl answered; no SAM2 or grounding model configured"
+    vlm_server.play(("status", 503))
+    f = run(push, tmp_path, cfg(vlm_server, max_retries=0), name="f.mp4")
+    assert (f.path, f.degraded) == ("fallback", True)
+    assert f.reason == f"VLM failed: {f.error}" and f.error.startswith("server_error: HTTP 503")
+    n = run(push, tmp_path, None, name="n.mp4")
+    assert (n.path, n.degraded, n.reason, n.error) == ("fallback", False, "no VLM configured",
+                                                       None)
+    assert f.summary() == {"path": "fallback", "reason": f.reason, "degraded": True,
+                           "vlm_model": "scripted-qwen-vl", "error": f.error, "prompt": None}
+
+
+def test_scene_description_is_written_as_prompt_json_beside_the_quadmask(push, grid, vlm_server,
+                                                                         tmp_path):
+    answer = json.dumps(good_answer(push["clip"], grid))
+    vlm_server.play(("answer", answer))
+    r = run(push, tmp_path, cfg(vlm_server))
+    assert r.prompt_uri == str(tmp_path / "prompt.json")
+    assert json.loads((tmp_path / "prompt.json").read_text()) == {
+        "bg": "a blue box on a textured floor"}  # the samples' layout, read by pass 1
+    # a prompt.json already there is the user's: kept, and the text is still returned
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "prompt.json").write_text('{"bg": "mine"}')
+    vlm_server.play(("answer", answer))
+    kept = run(push, tmp_path / "user", cfg(vlm_server))
+    assert kept.prompt_uri is None and kept.scene_description == "a blue box on a textured floor"
+    assert json.loads((tmp_path / "user" / "prompt.json").read_text()) == {"bg": "mine"}
+    assert kept.details["prompt"] == "kept the existing prompt.json"
+    # no VLM answer, no description
+    (tmp_path / "none").mkdir()
+    assert run(push, tmp_path / "none", None).prompt_uri is None
+    assert not (tmp_path / "none" / "prompt.json").exists()
+
+
+def test_belongings_are_not_merged_without_sam2_and_say_so(push, grid, vlm_server, tmp_path):
+    answer = good_answer(push["clip"], grid)
+    answer["integral_belongings"] = [{"noun": "red cap"}]
+    vlm_server.play(("answer", json.dumps(answer)))
+    r = run(push, tmp_path, cfg(vlm_server))
+    assert r.details["belongings"] == "not merged: no SAM2 configured"
+    assert np.array_equal(quadmask.remove_region(read(r.quadmask_uri)), push["clip"].pusher)
+
+
+def test_error_bodies_that_echo_credentials_are_redacted(push, vlm_server, tmp_path,
+                                                         monkeypatch, caplog):
+    """A gateway that quotes the request headers back in its error body: the key must not
+    reach the result, its details, the reason or the log."""
+    secret = "sk-very-secret-4567890"
+    monkeypatch.setenv("VOID_VLM_API_KEY", secret)
+    vlm_server.play(("echo", 401))
+    with caplog.at_level(logging.DEBUG):
+        r = run(push, tmp_path, cfg(vlm_server, max_retries=0, reask=0))
+    assert r.degraded and r.error.startswith("http_error: HTTP 401")
+    assert "'authorization': '***" in r.error  # the echo is there, the credential is not
+    assert secret not in caplog.text + json.dumps(r.details) + r.error + r.reason

@@ -11,38 +11,7 @@ from testkit.masks import TINY_SAM2
 from void_engine import io as vio
 from void_engine.errors import InputError, ModelLoadError
 from void_engine.masks import maskio, segment
-from void_engine.masks.segment import Sam2Config, parse_prompts, segment_shot
-
-
-def P(**kw):
-    return parse_prompts(kw, width=160, height=96, num_frames=12, shot_id="s")
-
-
-def test_prompts_group_by_frame_and_object():
-    p = P(clicks=[{"frame": 3, "x": 10, "y": 20, "label": 1, "obj": 1},
-                  {"frame": 3, "x": 30, "y": 20, "label": 0, "obj": 1},
-                  {"frame": 7, "x": 50, "y": 50, "label": 1, "obj": 2}],
-          boxes=[{"frame": 3, "box": [5, 5, 60, 60], "obj": 1}])
-    assert p[(3, 1)].points == [(10.0, 20.0), (30.0, 20.0)] and p[(3, 1)].labels == [1, 0]
-    assert p[(3, 1)].box == (5.0, 5.0, 60.0, 60.0) and p[(7, 2)].labels == [1]
-
-
-@pytest.mark.parametrize("prompts,needle", [
-    ({}, "no clicks or boxes"),
-    ({"clicks": [{"frame": 12, "x": 1, "y": 1, "label": 1}]}, "frame 12 outside 0..11"),
-    ({"clicks": [{"frame": 0, "x": 160, "y": 1, "label": 1}]}, "outside the 160x96 plate"),
-    ({"clicks": [{"frame": 0, "x": 1, "y": 1, "label": 2}]}, "label 2"),
-    ({"clicks": [{"frame": 0, "x": 1, "y": 1, "label": 0}]}, "only negative clicks"),
-    ({"boxes": [{"frame": 0, "box": [50, 5, 10, 60]}]}, "empty or outside"),
-    ({"boxes": [{"frame": 0, "box": [1, 1, 9, 9]}, {"frame": 0, "box": [20, 20, 30, 30]}]},
-     "two boxes"),
-    ({"points": []}, "unknown key"),
-    ({"clicks": [{"frame": 0, "x": 1, "y": 1, "label": 1, "colour": "red"}]}, "click 0 must"),
-])
-def test_bad_prompts_are_specific_shot_errors(prompts, needle):
-    with pytest.raises(InputError, match=needle) as e:
-        P(**prompts)
-    assert str(e.value).startswith("shot s: prompts:")
+from void_engine.masks.segment import Sam2Config, segment_shot
 
 
 def test_random_weights_must_be_asked_for_and_checkpoints_must_exist(tmp_path):

@@ -41,7 +41,7 @@ def test_good_answer_is_parsed_into_typed_objects():
     assert o.grid_localizations == {2: [(1, 3)], 9: [(7, 13)]}
     assert o.trajectory_path == [(2, 1, 3), (9, 7, 13)]
     assert o.object_size_grids == (2, 2) and o.boxes == [(2, (0.1, 0.1, 0.3, 0.4))]
-    assert a.integral_belongings == ["hat"] and a.confidence == 0.9
+    assert [b.noun for b in a.integral_belongings] == ["hat"] and a.confidence == 0.9
 
 
 def test_markdown_fence_is_accepted():
@@ -132,3 +132,14 @@ def test_schema_is_closed_everywhere():
             for v in s:
                 walk(v)
     walk(answer_schema(8, 14, 10))
+
+
+def test_belongings_may_carry_boxes_and_empty_ones_are_refused():
+    d = copy.deepcopy(GOOD)
+    d["integral_belongings"] = [{"noun": " Hat ",
+                                 "boxes": [{"frame": 2, "box": [0.1, 0, 0.2, 0.1]}]}]
+    b = parse(d).integral_belongings[0]
+    assert (b.noun, b.boxes) == ("hat", [(2, (0.1, 0, 0.2, 0.1))])
+    d["integral_belongings"][0]["boxes"][0]["box"] = [0.2, 0, 0.1, 0.1]
+    e = kind_of(d)
+    assert e.kind == "out_of_range" and "integral_belongings/0/boxes/0" in e.message

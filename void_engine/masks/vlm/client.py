@@ -12,13 +12,15 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from void_engine.masks.vlm.errors import REASKABLE, VlmError
 from void_engine.masks.vlm.prompt import PROMPT_VERSION, VlmRequest
 from void_engine.masks.vlm.schema import VlmAnswer, parse_answer
+from void_engine.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class VlmConfig:
 
     def public(self) -> dict:
         """The config as reportable data (no secrets: only the env variable's name)."""
-        return {"backend": self.backend, "model": self.model, "base_url": self.base_url,
+        return {"backend": self.backend, "model": self.model, "base_url": redact(self.base_url),
                 "api_key_env": self.api_key_env, "timeout_s": self.timeout_s,
                 "max_retries": self.max_retries, "response_format": self.response_format,
                 "frames": self.frames, "max_side": self.max_side, "min_grid": self.min_grid}
@@ -97,7 +99,7 @@ def make_backend(config: VlmConfig, client: object | None = None) -> VlmBackend:
 
 @dataclass
 class AskResult:
-    answer: VlmAnswer
+    answer: VlmAnswer | Any  # what `parse` returned (a VlmAnswer for the quadmask question)
     raw_text: str
     attempts: int
     cached: bool
@@ -111,14 +113,17 @@ def cache_key(config: VlmConfig, request: VlmRequest) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def ask(backend: VlmBackend, request: VlmRequest, *,
-        sleep=time.sleep) -> AskResult:
-    """Ask until a valid answer, within the config's retry and re-ask bounds.
+def ask(backend: VlmBackend, request: VlmRequest, *, sleep=time.sleep,
+        parse: Callable[[str], Any] | None = None) -> AskResult:
+    """Ask until a valid answer, within the config's retry and re-ask bounds. parse(text)
+    validates the answer (raising VlmError); default: the quadmask answer of `request`.
 
     Raises VlmError (the last failure) when every attempt failed."""
     cfg = backend.config
+    parse = parse or (lambda text: parse_answer(text, rows=request.rows, cols=request.cols,
+                                                num_frames=request.num_frames))
     key = cache_key(cfg, request)
-    cached = _cache_get(cfg, key, request)
+    cached = _cache_get(cfg, key, parse)
     if cached is not None:
         return cached
     errors: list[str] = []
@@ -130,8 +135,7 @@ def ask(backend: VlmBackend, request: VlmRequest, *,
         attempts += 1
         try:
             text = backend.complete(current)
-            answer = parse_answer(text, rows=request.rows, cols=request.cols,
-                                  num_frames=request.num_frames)
+            answer = parse(text)
         except VlmError as exc:
             errors.append(str(exc))
             log.warning("VLM %s attempt %d failed: %s", cfg.model, attempts, exc)
@@ -157,14 +161,13 @@ def _cache_path(cfg: VlmConfig, key: str) -> Path | None:
     return Path(cfg.cache_dir) / f"{key}.json" if cfg.cache_dir else None
 
 
-def _cache_get(cfg: VlmConfig, key: str, request: VlmRequest) -> AskResult | None:
+def _cache_get(cfg: VlmConfig, key: str, parse) -> AskResult | None:
     path = _cache_path(cfg, key)
     if path is None or not path.is_file():
         return None
     try:
         entry = json.loads(path.read_text())
-        answer = parse_answer(entry["raw_text"], rows=request.rows, cols=request.cols,
-                              num_frames=request.num_frames)
+        answer = parse(entry["raw_text"])
     except (OSError, ValueError, KeyError, VlmError) as exc:
         log.warning("ignoring unusable VLM cache entry %s: %s", path, exc)
         return None
@@ -176,9 +179,8 @@ def _cache_put(cfg: VlmConfig, key: str, result: AskResult) -> None:
     path = _cache_path(cfg, key)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"backend": cfg.backend, "model": cfg.model,
-                               "prompt_version": PROMPT_VERSION, "raw_text": result.raw_text,
-                               "attempts": result.attempts}, indent=1))
-    tmp.replace(path)
+    from void_engine.io.atomic import write_json
+
+    write_json(path, {"backend": cfg.backend, "model": cfg.model,
+                      "prompt_version": PROMPT_VERSION, "raw_text": result.raw_text,
+                      "attempts": result.attempts}, what="VLM cache entry", indent=1)

@@ -2,6 +2,8 @@
 (reported per shot, used to decide retries) and a one-line message naming the problem."""
 from __future__ import annotations
 
+from void_engine.redact import redact
+
 # kinds worth asking again (transient), with back-off
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection"})
 # kinds worth one re-ask with the validation error quoted back to the model
@@ -10,9 +12,11 @@ REASKABLE = frozenset({"bad_json", "unknown_field", "out_of_range", "wrong_type"
 
 
 class VlmError(Exception):
-    """A VLM call or answer that cannot be used. str() is '<kind>: <message>'."""
+    """A VLM call or answer that cannot be used. str() is '<kind>: <message>'. The message is
+    redacted on the way in: backends quote HTTP bodies, which may echo request headers."""
 
     def __init__(self, kind: str, message: str):
+        message = redact(message)
         super().__init__(message)
         self.kind = kind
         self.message = message

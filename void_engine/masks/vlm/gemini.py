@@ -9,6 +9,7 @@ from __future__ import annotations
 from void_engine.masks.vlm.client import VlmConfig
 from void_engine.masks.vlm.errors import VlmError
 from void_engine.masks.vlm.prompt import VlmRequest
+from void_engine.redact import redact
 
 SEED = 0
 
@@ -63,7 +64,7 @@ def _classify(exc: Exception) -> VlmError:
             return VlmError("server_error", f"HTTP {code} from Gemini")
         # the message may echo request details but never the key (it travels in a header)
         detail = getattr(exc, "message", "")
-        return VlmError("http_error", f"HTTP {code} from Gemini: {detail}"[:200])
+        return VlmError("http_error", redact(f"HTTP {code} from Gemini: {detail}")[:200])
     if "Timeout" in name or isinstance(exc, TimeoutError):
         return VlmError("timeout", "no answer from Gemini in time")
     if "Connect" in name or isinstance(exc, ConnectionError):

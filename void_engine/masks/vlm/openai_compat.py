@@ -12,6 +12,7 @@ import base64
 from void_engine.masks.vlm.client import VlmConfig
 from void_engine.masks.vlm.errors import VlmError
 from void_engine.masks.vlm.prompt import VlmRequest
+from void_engine.redact import redact
 
 SEED = 0
 
@@ -74,5 +75,6 @@ class OpenAICompatBackend:
 
 
 def _short(text: str, n: int = 160) -> str:
-    text = " ".join(str(text).split())
+    # redact before cutting: a cut could leave half a key that no pattern recognises
+    text = " ".join(redact(str(text)).split())
     return text if len(text) <= n else text[: n - 1] + "…"

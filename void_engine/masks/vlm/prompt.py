@@ -17,7 +17,7 @@ import numpy as np
 from void_engine.masks.grid import Grid
 from void_engine.masks.vlm.schema import CATEGORIES, EFFECTS, MAX_AFFECTED, answer_schema
 
-PROMPT_VERSION = "quadmask-vlm-v1"
+PROMPT_VERSION = "quadmask-vlm-v2"  # v2: boxes on integral belongings
 
 # RGB; the text below names the colour, so they must change together
 GRID_COLOUR_NAME = "yellow"
@@ -110,7 +110,7 @@ For each affected object give:
 - if will_move: trajectory_path (3-5 keyframes of the cell at its centre) and object_size_grids (its size in cells, padded by one).
 - optionally boxes [x0, y0, x1, y1] or points (x, y) on labelled frames, as fractions 0-1 of the frame width/height, tightly around the object, for a segmentation model.
 - confidence 0-1.
-Integral belongings (0-3): things removed together with the primary (worn or ridden items), as nouns.
+Integral belongings (0-3): separate things removed together with the primary (a hat or backpack it wears, a bike or board it rides; not its clothing, not objects it merely holds), each as a short noun a detector can search for, optionally with boxes on labelled frames (fractions 0-1 as above).
 scene_description: one or two sentences describing the shot WITHOUT the primary object.
 confidence: your overall confidence 0-1. If nothing else is affected, return an empty affected_objects list.
 Valid categories: {", ".join(CATEGORIES)}. Answer with JSON only, no other fields than the schema's."""

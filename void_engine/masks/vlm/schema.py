@@ -35,6 +35,8 @@ def answer_schema(rows: int, cols: int, num_frames: int) -> dict:
                 "additionalProperties": False}
 
     cell = obj({"row": row, "col": col})
+    boxes = {"type": "array", "items": obj({
+        "frame": frame, "box": {"type": "array", "items": unit, "minItems": 4, "maxItems": 4}})}
     affected = obj({
         "noun": {"type": "string", "minLength": 1, "maxLength": 80},
         "category": {"type": "string", "enum": list(CATEGORIES)},
@@ -49,16 +51,15 @@ def answer_schema(rows: int, cols: int, num_frames: int) -> dict:
                                                           "col": col})},
         "object_size_grids": obj({"rows": {"type": "integer", "minimum": 1, "maximum": rows},
                                   "cols": {"type": "integer", "minimum": 1, "maximum": cols}}),
-        "boxes": {"type": "array", "items": obj({
-            "frame": frame, "box": {"type": "array", "items": unit, "minItems": 4,
-                                    "maxItems": 4}})},
+        "boxes": boxes,
         "points": {"type": "array", "items": obj({"frame": frame, "x": unit, "y": unit})},
     }, required=["noun", "category", "will_move", "confidence", "grid_localizations"])
     return obj({
         "affected_objects": {"type": "array", "items": affected, "maxItems": MAX_AFFECTED},
         "integral_belongings": {"type": "array", "maxItems": MAX_BELONGINGS, "items": obj({
             "noun": {"type": "string", "minLength": 1, "maxLength": 80},
-            "why": {"type": "string", "maxLength": 400}})},
+            "why": {"type": "string", "maxLength": 400}, "boxes": boxes},
+            required=["noun"])},
         "scene_description": {"type": "string", "maxLength": 1000},
         "confidence": unit,
     }, required=["affected_objects", "scene_description", "confidence"])
@@ -82,17 +83,27 @@ class AffectedObject:
 
 
 @dataclass
+class Belonging:
+    """Removed together with the primary object (worn or ridden): joins the black mask."""
+
+    noun: str
+    why: str = ""
+    boxes: list[tuple[int, tuple[float, float, float, float]]] = field(default_factory=list)
+
+
+@dataclass
 class VlmAnswer:
     affected_objects: list[AffectedObject]
     scene_description: str
     confidence: float
-    integral_belongings: list[str] = field(default_factory=list)
+    integral_belongings: list[Belonging] = field(default_factory=list)
     raw: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"affected": [{"noun": o.noun, "category": o.category, "effect": o.effect,
                               "will_move": o.will_move, "confidence": o.confidence}
                              for o in self.affected_objects],
+                "integral_belongings": [b.noun for b in self.integral_belongings],
                 "scene_description": self.scene_description, "confidence": self.confidence}
 
 
@@ -110,12 +121,13 @@ def parse_answer(text: str, *, rows: int, cols: int, num_frames: int) -> VlmAnsw
         raise VlmError("bad_json", f"answer is not valid JSON ({exc.msg} at line {exc.lineno} "
                                    f"column {exc.colno})") from None
     validate_answer(data, rows=rows, cols=cols, num_frames=num_frames)
-    for i, o in enumerate(data["affected_objects"]):
-        for j, b in enumerate(o.get("boxes", [])):
-            x0, y0, x1, y1 = b["box"]
-            if x1 <= x0 or y1 <= y0:
-                raise VlmError("out_of_range", f"box {b['box']} at affected_objects/{i}/boxes/"
-                                               f"{j} is empty (need x0<x1 and y0<y1)")
+    for key in ("affected_objects", "integral_belongings"):
+        for i, o in enumerate(data.get(key, [])):
+            for j, b in enumerate(o.get("boxes", [])):
+                x0, y0, x1, y1 = b["box"]
+                if x1 <= x0 or y1 <= y0:
+                    raise VlmError("out_of_range", f"box {b['box']} at {key}/{i}/boxes/{j} is "
+                                                   "empty (need x0<x1 and y0<y1)")
     return _to_answer(data)
 
 
@@ -169,5 +181,9 @@ def _to_answer(d: dict) -> VlmAnswer:
             points=[(p["frame"], p["x"], p["y"]) for p in o.get("points", [])]))
     return VlmAnswer(affected_objects=objs, scene_description=d["scene_description"],
                      confidence=float(d["confidence"]),
-                     integral_belongings=[b["noun"] for b in d.get("integral_belongings", [])],
+                     integral_belongings=[
+                         Belonging(noun=b["noun"].strip().lower(), why=b.get("why", ""),
+                                   boxes=[(x["frame"], tuple(x["box"]))
+                                          for x in b.get("boxes", [])])
+                         for b in d.get("integral_belongings", [])],
                      raw=d)

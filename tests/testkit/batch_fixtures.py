@@ -1,5 +1,6 @@
-"""One Prefect test server and one local Ray (2 CPUs, one declared fake GPU) for the whole
-integration session, plus tiny synthetic shots written with the engine's own video IO."""
+"""Fixtures of the flow tests (a pytest plugin, loaded by tests/conftest.py): one Prefect test
+server and one local Ray (2 CPUs, one declared fake GPU) for the whole session, started only
+when a test asks for them, plus tiny synthetic shots written with the engine's own video IO."""
 from __future__ import annotations
 
 import os
