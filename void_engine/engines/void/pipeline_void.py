@@ -134,7 +134,7 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
         notice       print the base model's licence notice
         """
         from . import loading
-        from .lora import fuse_loras
+        from .lora import fuse_loras, parse_loras
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = loading.parse_dtype(dtype, device)
@@ -151,7 +151,8 @@ class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineStep
         pipe = cls(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                    transformer=transformer, scheduler=loading.load_scheduler(base_dir, pass_no),
                    add_noise_in_inpaint_model=raw_cfg.get("add_noise_in_inpaint_model", True))
-        fuse_loras(pipe, loras)
+        if loras:  # validated like the engine's lora / lora_scale options
+            fuse_loras(pipe, parse_loras([p for p, _ in loras], [s for _, s in loras]))
         loading.apply_memory_mode(pipe, memory_mode, device)
         if notice:
             loading.print_licence_notice()
