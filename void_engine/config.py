@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from void_engine.engines.base import DEFAULT_MODEL_SIZE as _ENGINE_DEFAULT_SIZE
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'672x384' (width x height, as ffmpeg writes sizes) -> (384, 672) (height, width, as
@@ -16,8 +18,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-# The VOID model's working size (height, width); the reference stretches every plate to it.
-DEFAULT_MODEL_SIZE = parse_size(os.environ.get("VOID_MODEL_SIZE", "672x384"))
+# The working size for engines without their own (home: void_engine.engines.base);
+# VOID_MODEL_SIZE (width x height, e.g. 672x384) overrides it.
+DEFAULT_MODEL_SIZE = (parse_size(os.environ["VOID_MODEL_SIZE"]) if os.environ.get("VOID_MODEL_SIZE")
+                      else _ENGINE_DEFAULT_SIZE)
 DEFAULT_CODEC = "ffv1"
 # The engine every command uses unless told otherwise (`--engine`, or a manifest row's column).
 DEFAULT_ENGINE = "void"

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from void_engine.engines.base import FrameRules, ProgressFn
+from void_engine.engines.base import DEFAULT_MODEL_SIZE, FrameRules, ProgressFn
 from void_engine.errors import InputError, OutputError
 from void_engine.shot import DecodedShot, ModelSpaceMap, save_npy
 
 
 def decode_shot(plate_uri: str, quadmask_uri: str, workdir: str | Path, *, shot_id: str,
                 frame_range: tuple[int, int] | None = None,
-                model_size: tuple[int, int] = (384, 672),
+                model_size: tuple[int, int] = DEFAULT_MODEL_SIZE,
                 frame_rules: FrameRules = FrameRules(),
                 fps: float | None = None, progress: ProgressFn | None = None) -> DecodedShot:
     """Probe + validate plate and quadmask, bring both to model space (streaming decode,

@@ -8,13 +8,19 @@ import pytest
 import torch
 
 from testkit.parity import Golden, Recorder, assert_close, assert_frames_close
-from void_engine.engines.void.pipeline_void import augment_video, window_latents_for, window_plan
+from void_engine.engines.void.conditioning import augment_video, window_latents_for, window_plan
 from void_engine.engines.void.reference_prep import reference_video_mask_input
 
 
-def frames_truncated(video: torch.Tensor) -> np.ndarray:
-    """The reference's save: (x*255) truncated to uint8, (T,H,W,3)."""
-    return (video[0].permute(1, 2, 3, 0).numpy() * 255).astype(np.uint8)
+def frames_truncated(frames: torch.Tensor) -> np.ndarray:
+    """The reference's save of the pipeline's (1, T, 3, H, W) frames: (x*255) truncated to
+    uint8, (T,H,W,3)."""
+    return (frames[0].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+
+
+def as_reference_video(frames: torch.Tensor) -> torch.Tensor:
+    """diffusers' (b, T, 3, H, W) frames in the reference's (b, 3, T, H, W) layout."""
+    return frames.permute(0, 2, 1, 3, 4)
 
 
 def _prep(g: Golden):
@@ -31,7 +37,7 @@ def _run(pipe, g: Golden, video, mask, conditioning_pixels=None):
     out = pipe(video, mask, g.meta["prompt"], num_inference_steps=30, guidance_scale=1.0,
                mask_mode="trimask", window_frames=g.meta["temporal_window_size"],
                latents=g["denoise.initial_latents"], noise_aug_generator=None,
-               conditioning_pixels=conditioning_pixels, step_callback=rec)
+               conditioning_pixels=conditioning_pixels, callback_on_step_end=rec)
     return out, rec.rec
 
 
@@ -99,14 +105,14 @@ def test_caseA_every_step(case_a):
         key = f"denoise.step{s:03d}"
         assert_close(rec[f"{key}.win0.transformer_out"], g[f"{key}.transformer_out"], key)
         assert_close(rec[f"{key}.latents_after"], g[f"{key}.latents_after"], key)
-    assert_close(out["latents"], g["output.final_latents"], "final_latents")
+    assert_close(out.latents, g["output.final_latents"], "final_latents")
 
 
 def test_caseA_decoded_video_and_frames(case_a):
     g, _, _, out, _ = case_a
-    assert out["video"].shape[2] == 13  # (4 - 1) * 4 + 1, not diffusers' 16
-    assert_close(out["video"], g["output.video"], "output.video")
-    assert_frames_close(frames_truncated(out["video"]), g["output.frames_uint8"], "frames")
+    assert out.frames.shape[1] == 13  # (4 - 1) * 4 + 1, not diffusers' 16
+    assert_close(as_reference_video(out.frames), g["output.video"], "output.video")
+    assert_frames_close(frames_truncated(out.frames), g["output.frames_uint8"], "frames")
 
 
 def test_caseB_window_plan():
@@ -136,10 +142,10 @@ def test_caseB_windowed_steps(case_b):
                 name = f"{key}.win{w}.{part}"
                 assert_close(rec[name], g[name], name)
         assert_close(rec[f"{key}.latents_after"], g[f"{key}.latents_after"], key)
-    assert_close(out["latents"], g["output.final_latents"], "final_latents")
+    assert_close(out.latents, g["output.final_latents"], "final_latents")
 
 
 def test_caseB_frames(case_b):
     g, _, _, out, _ = case_b
-    assert out["video"].shape[2] == 29  # 8 latents -> 29 frames
-    assert_frames_close(frames_truncated(out["video"]), g["output.frames_uint8"], "frames")
+    assert out.frames.shape[1] == 29  # 8 latents -> 29 frames
+    assert_frames_close(frames_truncated(out.frames), g["output.frames_uint8"], "frames")

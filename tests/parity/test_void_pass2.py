@@ -21,7 +21,7 @@ def run(parity_dir, pass2_pipe):
     out = pass2_pipe(a["input.video"], a["input.mask"], g.meta["prompt"], negative_prompt="",
                      num_inference_steps=50, guidance_scale=6.0, mask_mode="binary",
                      window_frames=13, latents=warp["pass2.start_latents"],
-                     conditioning_pixels=a["cond.vae_input_masked_video"], step_callback=rec)
+                     conditioning_pixels=a["cond.vae_input_masked_video"], callback_on_step_end=rec)
     return g, out, rec.rec
 
 
@@ -50,10 +50,10 @@ def test_pass2_steps_and_final_latents(run):
         key = f"denoise.step{s:03d}"
         assert_close(rec[f"{key}.win0.transformer_out"], g[f"{key}.transformer_out"], key)
         assert_close(rec[f"{key}.latents_after"], g[f"{key}.latents_after"], key)
-    assert_close(out["latents"], g["output.final_latents"], "final_latents")
+    assert_close(out.latents, g["output.final_latents"], "final_latents")
 
 
 def test_pass2_frames(run):
     g, out, _ = run
-    frames = (out["video"][0].permute(1, 2, 3, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    frames = (out.frames[0].permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).astype(np.uint8)
     assert_frames_close(frames, g["output.frames_uint8"], "pass-2 frames")

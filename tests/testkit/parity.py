@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import torch
+from diffusers.callbacks import PipelineCallback
 from safetensors.torch import load_file
 
 ATOL = 1e-4  # parity README §6: float tensors
@@ -48,24 +49,26 @@ def assert_frames_close(got: np.ndarray, want: np.ndarray, name=""):
     return share
 
 
-class Recorder:
-    """step_callback for VOIDPipeline that keeps every tensor under the fixtures' names."""
+class Recorder(PipelineCallback):
+    """A diffusers callback_on_step_end for VOIDPipeline that keeps every tensor the fixtures
+    store, under the fixtures' names (the conditioning once, then per step and window)."""
+
+    COND = ("prompt_embeds", "mask_condition", "mask_latents", "masked_video_latents")
+    WINDOW = (("window_latents", "transformer_in"), ("window_model_outputs", "transformer_out"),
+              ("window_steps", "scheduler_out"))
+    tensor_inputs = ["latents", *COND, *(name for name, _ in WINDOW)]
 
     def __init__(self):
+        super().__init__()
         self.rec: dict[str, torch.Tensor] = {}
 
-    def __call__(self, r):
-        kind = r["kind"]
-        if kind == "cond":
-            for k, v in r.items():
-                if k != "kind":
-                    self.rec[f"cond.{k}"] = v.detach().clone()
-            return
-        step = f"denoise.step{r['step']:03d}"
-        if kind == "window":
-            for k in ("transformer_in", "transformer_out", "scheduler_out"):
-                self.rec[f"{step}.win{r['window']}.{k}"] = r[k].detach().clone()
-        else:
-            self.rec[f"{step}.latents_after"] = r["latents_after"].detach().clone()
-
-
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        if step_index == 0:
+            for k in self.COND:
+                self.rec[f"cond.{k}"] = callback_kwargs[k].detach().clone()
+        step = f"denoise.step{step_index:03d}"
+        for name, part in self.WINDOW:
+            for w, x in enumerate(callback_kwargs[name]):
+                self.rec[f"{step}.win{w}.{part}"] = x.detach().clone()
+        self.rec[f"{step}.latents_after"] = callback_kwargs["latents"].detach().clone()
+        return {}

@@ -25,6 +25,16 @@ import numpy as np
 from void_engine.errors import InputError
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
+# The working size (height, width) of engines that do not name their own: VOID's 384x672 (the
+# reference stretches every plate to it). The one home of this default.
+DEFAULT_MODEL_SIZE: tuple[int, int] = (384, 672)
+
+
+def configured_model_size() -> tuple[int, int]:
+    """DEFAULT_MODEL_SIZE, or the VOID_MODEL_SIZE override read by void_engine.config."""
+    from void_engine.config import DEFAULT_MODEL_SIZE as configured
+
+    return tuple(configured)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,24 @@ class FrameRules:
     temporal_multiple: int = 1
     odd_k: bool = False
     min_frames: int = 1
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the flow must know about an engine before running it, known without a model:
+    does it have a pass 2, the working size (height, width) and the frame-count rules."""
+
+    name: str
+    supports_pass2: bool
+    model_size: tuple[int, int]
+    frame_rules: FrameRules
+
+    @classmethod
+    def of(cls, engine: Engine) -> EngineFacts:
+        """The facts an engine instance states through its attributes."""
+        size = engine.model_size or configured_model_size()
+        return cls(engine.name, bool(engine.supports_pass2), (int(size[0]), int(size[1])),
+                   engine.frame_rules)
 
 
 @dataclass
@@ -62,6 +90,15 @@ class Engine(ABC):
     model_size: tuple[int, int] | None = None
     # Text for `void-batch remove --help` and the report: what this engine does and does not do.
     description: str = ""
+
+    @classmethod
+    def facts(cls, **options: Any) -> EngineFacts:
+        """EngineFacts from the class attributes (and a `model_size` option, for engines that
+        take one), without building the engine. Engines whose facts depend on other options
+        or on files override this; it must never load a model."""
+        size = options.get("model_size") or cls.model_size or configured_model_size()
+        return EngineFacts(cls.name, bool(cls.supports_pass2), (int(size[0]), int(size[1])),
+                           cls.frame_rules)
 
     @abstractmethod
     def pass1(self, clip: np.ndarray, quadmask: np.ndarray, prompt: str, params: RemovalParams,
@@ -118,47 +155,46 @@ def available_engines() -> list[str]:
     return sorted(set(_REGISTRY) | set(_LAZY))
 
 
-def create_engine(name: str, **kwargs: Any) -> Engine:
-    """Build the engine registered as `name` (kwargs go to its constructor, e.g. weights=)."""
+def _factory(name: str) -> EngineFactory:
+    """The factory registered as `name`, importing its module on first use."""
     if name not in _REGISTRY and name in _LAZY:
         import importlib
 
         importlib.import_module(_LAZY[name])
     if name not in _REGISTRY:
         raise InputError(f"unknown engine {name!r} (available: {', '.join(available_engines())})")
+    return _REGISTRY[name]
+
+
+def _check_options(name: str, kwargs: dict[str, Any]) -> None:
     unknown = [k for k in kwargs if not engine_accepts(name, k)]
     if unknown:  # a typo in an option must not be silently ignored
         raise InputError(f"engine {name!r} has no option(s) {', '.join(sorted(unknown))}")
-    return _REGISTRY[name](**kwargs)
+
+
+def create_engine(name: str, **kwargs: Any) -> Engine:
+    """Build the engine registered as `name` (kwargs go to its constructor, e.g. weights=)."""
+    factory = _factory(name)
+    _check_options(name, kwargs)
+    return factory(**kwargs)
+
+
+def engine_facts(name: str, **engine_kwargs: Any) -> EngineFacts:
+    """Pass-2 support, model size and frame rules of engine `name` with these options, from
+    its registered class and its options/config files; no model is loaded. Same options and
+    errors as create_engine. An engine registered as a plain factory function (no `facts`)
+    is built to read its attributes: such constructors must not load models."""
+    factory = _factory(name)
+    _check_options(name, engine_kwargs)
+    facts = getattr(factory, "facts", None)
+    if facts is not None:
+        return facts(**engine_kwargs)
+    return EngineFacts.of(factory(**engine_kwargs))
 
 
 def engine_accepts(name: str, option: str) -> bool:
     """Whether the engine registered as `name` takes constructor option `option`."""
     import inspect
 
-    if name not in _REGISTRY and name in _LAZY:
-        import importlib
-
-        importlib.import_module(_LAZY[name])
-    params = inspect.signature(_REGISTRY[name]).parameters
+    params = inspect.signature(_factory(name)).parameters
     return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """What the batch must know about an engine before running it, without loading weights."""
-
-    supports_pass2: bool
-    model_size: tuple[int, int]  # (height, width) of the model-space clip
-    frame_rules: FrameRules
-
-
-def engine_facts(name: str, **kwargs: Any) -> EngineFacts:
-    """Facts of the engine registered as `name` with these options. Constructing an engine
-    loads no weights (engines load lazily on first use), so this is cheap."""
-    from void_engine.config import DEFAULT_MODEL_SIZE
-
-    engine = create_engine(name, **kwargs)
-    return EngineFacts(supports_pass2=bool(engine.supports_pass2),
-                       model_size=tuple(engine.model_size or DEFAULT_MODEL_SIZE),
-                       frame_rules=engine.frame_rules)

@@ -88,8 +88,8 @@ def test_frame_rules_enforced(engine):
 def test_option_uint8_round_vs_truncate():
     from void_engine.engines.void.engine import to_uint8
 
-    v = torch.tensor([0.0, 0.999, 0.5, 1.0 / 255 * 10.6, 1.2]).view(1, 1, 5, 1, 1).repeat(
-        1, 3, 1, 1, 1)
+    v = torch.tensor([0.0, 0.999, 0.5, 1.0 / 255 * 10.6, 1.2]).view(1, 5, 1, 1, 1).repeat(
+        1, 1, 3, 1, 1)  # the pipeline's (b, T, 3, H, W) frames
     assert to_uint8(v, "round")[:, 0, 0, 0].tolist() == [0, 255, 128, 11, 255]
     assert to_uint8(v, "truncate")[:, 0, 0, 0].tolist() == [0, 254, 127, 10, 255]
     with pytest.raises(InputError):
@@ -169,15 +169,15 @@ def test_base_folder_resolution_offline(tmp_path):
 def test_licence_notice_and_fp8_memory_mode(parity_dir, capsys):
     from void_engine.engines.void.pipeline_void import VOIDPipeline
 
-    pipe = VOIDPipeline.from_pretrained(parity_dir / "tiny_void", 1, device="cpu", dtype="bf16",
-                                        memory_mode="fp8")
+    pipe = VOIDPipeline.from_void_checkpoint(parity_dir / "tiny_void", 1, device="cpu",
+                                             dtype="bf16", memory_mode="fp8")
     assert capsys.readouterr().err.count("CogVideoX licence") == 1
     assert pipe.transformer.transformer_blocks[0].ff.net[2].weight.dtype == torch.float8_e4m3fn
     video = torch.rand(1, 3, 5, 32, 48, generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(1, 1, 5, 32, 48)
     out = pipe(video, mask, "p", num_inference_steps=1, window_frames=5,
                generator=torch.Generator().manual_seed(0), output_type="latent")
-    assert out["latents"].dtype == torch.bfloat16 and torch.isfinite(out["latents"]).all()
+    assert out.latents.dtype == torch.bfloat16 and torch.isfinite(out.latents).all()
 
 
 def test_raft_large_from_local_file(tmp_path):
@@ -194,3 +194,28 @@ def test_raft_large_from_local_file(tmp_path):
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ModelLoadError):
         load_raft_large(tmp_path / "bad.pth")
+
+
+def test_pass2_reuses_pass1_work_without_changing_the_result(parity_dir, monkeypatch):
+    """Pass 2 of the clip pass 1 just ran neither re-encodes the prompt with T5 nor VAE-encodes
+    the same (seeded, noise-augmented) video again, and gives the same frames as a pass 2 that
+    computes both itself."""
+    clip, qm = _clip(21, 32, 48)
+    p1 = np.roll(clip, 1, axis=2)  # any pass-1 frames will do for pass 2's warped noise
+    opts = dict(weights=parity_dir / "tiny_void", device="cpu", model_size=(32, 48))
+    fresh = create_engine("void", **opts).pass2(clip, qm, "a table", p1,
+                                                RemovalParams(seed=2, **FAST))
+    engine = create_engine("void", **opts)
+    engine.pass1(clip, qm, "a table", RemovalParams(seed=2, **FAST))
+    t5_calls, vae_video_calls = [], []
+    pipe2 = engine.pipeline(2)
+    t5, vae_video = pipe2._t5_embeds, pipe2.prepare_video_latents
+    monkeypatch.setattr(pipe2, "_t5_embeds", lambda p, *a: t5_calls.append(p) or t5(p, *a))
+    monkeypatch.setattr(pipe2, "prepare_video_latents",
+                        lambda *a, **k: vae_video_calls.append(a) or vae_video(*a, **k))
+    again = engine.pass2(clip, qm, "a table", p1, RemovalParams(seed=2, **FAST))
+    assert t5_calls == [[""]]  # only the empty negative prompt: "a table" is kept from pass 1
+    assert not vae_video_calls
+    engine.pass2(clip, qm, "a table", p1, RemovalParams(seed=2, **FAST))
+    assert t5_calls == [[""]]  # and "" from now on
+    assert np.array_equal(again, fresh)

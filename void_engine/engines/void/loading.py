@@ -214,3 +214,10 @@ def apply_memory_mode(pipe, mode: str, device: torch.device) -> None:
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)
+
+
+def compile_blocks(transformer) -> None:
+    """torch.compile every transformer block on its own (regional compilation: the 42 blocks
+    share one compiled graph, compiled in seconds instead of the whole model's minutes)."""
+    for block in transformer.transformer_blocks:
+        block.compile()

@@ -44,6 +44,24 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
+# ATen's intra-op grain: a full reduction of fewer elements runs on one thread.
+TORCH_PARALLEL_GRAIN = 32768
+
+
+def fixed_order_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of a 2-D map with an order of summation that does not depend on the threads.
+
+    torch's full reduction splits a tensor of TORCH_PARALLEL_GRAIN elements or more over the
+    CPU threads, so its rounding would change with the thread count, and through
+    re-Gaussianization's exact-equality groups the whole warped noise with it (the reference's
+    known drift). Summing along rows (one thread per row, fixed order), then over the rows,
+    does not. Smaller maps keep torch's own (serial) mean: the order the reference used.
+    """
+    if x.numel() < TORCH_PARALLEL_GRAIN:
+        return x.mean()
+    return x.sum(dim=-1).sum() / x.numel()
+
+
 def _grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(h, device=like.device),
                             torch.arange(w, device=like.device), indexing="ij")
@@ -140,7 +158,7 @@ def warp_state(state: torch.Tensor, flow: torch.Tensor,
 
     # 5. Choose, renormalise the weights.
     out = torch.where(reached, out_shrink, expand)
-    out[W] = out[W] / out[W].mean()
+    out[W] = out[W] / fixed_order_mean(out[W])
     out[W] += 1e-5
     out[W] **= 0.9999
     return out

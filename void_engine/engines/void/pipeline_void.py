@@ -1,4 +1,4 @@
-"""VOIDPipeline: VOID pass 1 / pass 2 on diffusers components.
+"""VOIDPipeline: VOID pass 1 / pass 2 as a diffusers pipeline.
 
 One forward of the 48-channel CogVideoX transformer sees
     [noisy latents 16 | VAE(1 - mask) 16 | VAE(video) 16]
@@ -10,123 +10,131 @@ overlapping by 4, each denoised on its own for one step, blended with 0.2..0.8 r
 the accelerator is bounded by one window (the VAE encodes 8 frames and decodes 2 latents at a
 time), not by the shot.
 
-The numbered steps in __call__ follow the reference (Netflix/void-model,
-pipeline_cogvideox_fun_inpaint.py) so the parity fixtures can be checked step by step.
+Loading: `VOIDPipeline.from_void_checkpoint(weights_dir, pass_no)` builds it from a
+CogVideoX-Fun base folder + a VOID checkpoint (void_engine.engines.void.loading);
+`from_pretrained` keeps its diffusers meaning (a folder written by `save_pretrained`).
+LoRA adapters load through diffusers' PEFT integration (CogVideoXLoraLoaderMixin).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.models.embeddings import get_3d_rotary_pos_embed
-from diffusers.utils.torch_utils import randn_tensor
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import CogVideoXLoraLoaderMixin
+from diffusers.utils import BaseOutput
+from diffusers.video_processor import VideoProcessor
 
-from .vae_decode import decoded_frame_count
+from . import profiling
+from .conditioning import (
+    MASK_MODES,
+    NOISE_AUG_STRENGTH,
+    OVERLAP_LATENTS,
+    augment_video,
+    mask_condition,
+    window_latents_for,
+    window_plan,
+)
+from .pipeline_steps import Denoising, VOIDPipelineSteps, per_sample_embeds
 
-MASK_MODES = ("trimask", "binary", "trimask_pass2")
-NOISE_AUG_STRENGTH = 0.0563  # mean of the training log-normal sigma, exp(N(-3, 0.5^2))
-
-
-# --- small pure helpers (tested on their own) --------------------------------------------------
-def window_plan(num_latents: int, window_latents: int, overlap: int = 4) -> list[tuple[int, int]]:
-    """Latent windows [begin, end) of the reference's temporal multidiffusion."""
-    if num_latents <= window_latents:
-        return [(0, num_latents)]
-    if window_latents <= overlap:
-        raise ValueError(f"window of {window_latents} latents must exceed the overlap {overlap}")
-    plans, begin = [], 0
-    while True:
-        end = min(begin + window_latents, num_latents)
-        plans.append((begin, end))
-        if end == num_latents:
-            return plans
-        begin = end - overlap
+__all__ = ["VOIDPipeline", "VOIDPipelineOutput", "augment_video", "mask_condition",
+           "window_latents_for", "window_plan"]
+OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
-def window_latents_for(window_frames: int, patch_size_t: int | None = 2) -> int:
-    """Latent length of a window of `window_frames` frames; odd counts drop one (patch_size_t 2)."""
-    lat = (window_frames - 1) // 4 + 1
-    if patch_size_t and lat % patch_size_t:
-        lat -= lat % patch_size_t
-    return lat
+@dataclass
+class VOIDPipelineOutput(BaseOutput):
+    """frames: the decoded video as `output_type` asks ("pt": (b, T, 3, H, W) float in [0, 1],
+    "np": (b, T, H, W, 3), "pil": lists of images; "latent": the latents);
+    latents: the final latents (b, T_lat, 16, H/8, W/8)."""
+
+    frames: torch.Tensor | np.ndarray | list
+    latents: torch.Tensor
 
 
-def blend_weights(length: int, first: bool, last: bool, overlap: int, dtype, device):
-    """Per-latent blend weights: 1, with 0.2..0.8 ramps into the overlaps (made in `dtype`,
-    like the reference, so bf16 runs round them the same way)."""
-    w = torch.ones(length, dtype=dtype, device=device)
-    ramp = torch.linspace(0, 1, overlap + 2, dtype=dtype, device=device)[1:-1]
-    if not first:
-        w[:overlap] = ramp
-    if not last:
-        w[-overlap:] = ramp.flip(0)
-    return w.view(1, length, 1, 1, 1)
+class VOIDPipeline(DiffusionPipeline, CogVideoXLoraLoaderMixin, VOIDPipelineSteps):
+    """Quadmask-conditioned video inpainting with CogVideoX (VOID).
 
-
-def mask_condition(mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pipeline mask levels from the loader's mask (1 remove, 0.75 overlap, 0.5 affected, 0 keep).
-
-    trimask        pass 1 (and training): >0.75 -> 1, [0.25, 0.75] -> 127/255, <0.25 -> 0
-    binary         reference pass 2: >0.5 -> 1 (the affected region joins "remove")
-    trimask_pass2  pass 2 with the training levels (fixes the reference's binarisation)
+    Components: a T5 tokenizer and encoder, the CogVideoX VAE (with the reference decode
+    schedule), the 48-channel CogVideoX transformer and a DDIM scheduler.
+    `add_noise_in_inpaint_model` (the base model's VideoX-Fun config key) turns on the noise
+    augmentation of the conditioning video.
     """
-    if mode == "binary":
-        return (mask > 0.5).to(mask.dtype)
-    if mode in ("trimask", "trimask_pass2"):
-        out = torch.where(mask > 0.75, torch.ones_like(mask), mask)
-        out = torch.where((out >= 0.25) & (out <= 0.75), torch.full_like(mask, 127 / 255), out)
-        return torch.where(out < 0.25, torch.zeros_like(mask), out)
-    raise ValueError(f"unknown mask mode {mode!r} (choose {', '.join(MASK_MODES)})")
-
-
-def augment_video(pixels: torch.Tensor, strength: float,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    """Noise augmentation of the conditioning video (pixels in [-1, 1], (b, c, f, h, w)).
-
-    generator=None reproduces the reference exactly: the global torch RNG, drawn with randn_like
-    on a (b,c,f,h,w) view whose memory is (b,f,c,h,w) (the order the values come out of the CPU
-    generator depends on that layout). A generator gives seeded, reproducible noise instead.
-    """
-    if generator is None:
-        layout = pixels.permute(0, 2, 1, 3, 4).contiguous().permute(0, 2, 1, 3, 4)
-        noise = torch.randn_like(layout)
-    else:
-        noise = torch.randn(pixels.shape, generator=generator, device=generator.device,
-                            dtype=pixels.dtype).to(pixels.device)
-    sigma = torch.full((pixels.shape[0],), strength, dtype=pixels.dtype, device=pixels.device)
-    noise = noise * sigma[:, None, None, None, None]
-    return pixels + torch.where(pixels == -1, torch.zeros_like(noise), noise)
-
-
-class VOIDPipeline(DiffusionPipeline):
-    """Quadmask-conditioned video inpainting with CogVideoX (VOID)."""
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components: list[str] = []
+    # Tensors a callback_on_step_end may ask for. Per-window ones are tuples, one entry per
+    # temporal window, in window order: the window's input latents (before the step), the
+    # transformer's raw output (the CFG batch when guidance > 1) and the scheduler's output
+    # (before blending).
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "inpaint_latents", "mask_condition",
+                               "mask_latents", "masked_video_latents", "conditioning_pixels",
+                               "window_latents", "window_model_outputs", "window_steps"]
 
-    def __init__(self, tokenizer, text_encoder, vae, transformer, scheduler):
+    def __init__(self, tokenizer, text_encoder, vae, transformer, scheduler,
+                 add_noise_in_inpaint_model: bool = True):
         super().__init__()
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                               transformer=transformer, scheduler=scheduler)
+        self.register_to_config(add_noise_in_inpaint_model=bool(add_noise_in_inpaint_model))
         self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio
-        self.add_noise_in_inpaint_model = True  # VideoX-Fun base-config key, see from_pretrained
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    @property
+    def add_noise_in_inpaint_model(self) -> bool:
+        return bool(self.config.add_noise_in_inpaint_model)
+
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._guidance_scale > 1.0
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def attention_kwargs(self) -> dict[str, Any] | None:
+        return self._attention_kwargs
+
+    @property
+    def current_timestep(self):
+        return self._current_timestep
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
 
     # ---- loading ------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, weights: str | Path, pass_no: int = 1, *,
-                        base: str | Path | None = None,
-                        checkpoint: str | Path | None = None, dtype=None, device=None,
-                        memory_mode: str = "full", notice: bool = True, **_: Any) -> VOIDPipeline:
-        """Base folder (`base`, default: `weights` itself) + VOID checkpoint of pass `pass_no`.
+    def from_void_checkpoint(cls, weights: str | Path, pass_no: int = 1, *,
+                             base: str | Path | None = None,
+                             checkpoint: str | Path | None = None, dtype=None, device=None,
+                             memory_mode: str = "full", loras=(),
+                             notice: bool = True) -> VOIDPipeline:
+        """The pipeline of VOID pass `pass_no` from a CogVideoX-Fun base + a VOID checkpoint.
 
-        `weights` is a folder holding void_pass{1,2}.safetensors (and, like tiny_void, the base
-        model in diffusers layout); `base` may be a folder, a cache entry or a hub id.
+        weights      folder holding void_pass1.safetensors / void_pass2.safetensors (and, like
+                     the tiny test model, the base model in diffusers layout)
+        base         the base model: a folder, a Hugging Face cache entry or a hub id
+                     (default: `weights` itself)
+        checkpoint   another VOID transformer checkpoint instead of void_pass{pass_no}
+        dtype        "fp32" | "bf16" (default bf16 on CUDA, fp32 on the CPU)
+        memory_mode  "full" | "model_cpu_offload" | "fp8" (FP8 weight storage, bf16 compute)
+        loras        LoRA adapters fused into the transformer: (path, scale) pairs
+        notice       print the base model's licence notice
         """
         from . import loading
+        from .lora import fuse_loras, parse_loras
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = loading.parse_dtype(dtype, device)
@@ -134,194 +142,232 @@ class VOIDPipeline(DiffusionPipeline):
         base_dir = loading.resolve_base_folder(base if base is not None else weights)
         ckpt = Path(checkpoint) if checkpoint else loading.find_checkpoint(weights, pass_no)
         raw_cfg = loading.read_json(base_dir / "transformer" / "config.json")
-        transformer = loading.load_transformer(raw_cfg, ckpt, dtype)
-        tokenizer, text_encoder = loading.load_text_stack(base_dir, dtype)
-        pipe = cls(tokenizer=tokenizer, text_encoder=text_encoder,
-                   vae=loading.load_vae(base_dir, dtype), transformer=transformer,
-                   scheduler=loading.load_scheduler(base_dir, pass_no))
-        pipe.add_noise_in_inpaint_model = bool(raw_cfg.get("add_noise_in_inpaint_model", True))
+        with profiling.timed("load.transformer", pass_no=pass_no):
+            transformer = loading.load_transformer(raw_cfg, ckpt, dtype)
+        with profiling.timed("load.text_encoder"):
+            tokenizer, text_encoder = loading.load_text_stack(base_dir, dtype)
+        with profiling.timed("load.vae"):
+            vae = loading.load_vae(base_dir, dtype)
+        pipe = cls(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                   transformer=transformer, scheduler=loading.load_scheduler(base_dir, pass_no),
+                   add_noise_in_inpaint_model=raw_cfg.get("add_noise_in_inpaint_model", True))
+        if loras:  # validated like the engine's lora / lora_scale options
+            fuse_loras(pipe, parse_loras([p for p, _ in loras], [s for _, s in loras]))
         loading.apply_memory_mode(pipe, memory_mode, device)
         if notice:
             loading.print_licence_notice()
         return pipe
 
-    # ---- pieces -------------------------------------------------------------------------------
-    def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        return self.tokenizer(prompts, padding="max_length", max_length=226, truncation=True,
-                              add_special_tokens=True, return_tensors="pt").input_ids
+    # ---- steps --------------------------------------------------------------------------------
+    def check_inputs(self, video, mask, prompt, negative_prompt, prompt_embeds,
+                     negative_prompt_embeds, latents, mask_mode, window_frames, overlap_latents,
+                     num_inference_steps, noise_aug_strength, output_type,
+                     callback_on_step_end_tensor_inputs,
+                     masked_video_latents=None) -> list[tuple[int, int]]:
+        """Raise ValueError on anything the pipeline cannot run; return the latent windows."""
+        self._check_clip(video, mask)
+        self._check_prompt(video.shape[0], prompt, negative_prompt, prompt_embeds,
+                           negative_prompt_embeds)
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"unknown mask_mode {mask_mode!r} (choose {', '.join(MASK_MODES)})")
+        if num_inference_steps < 1 or noise_aug_strength < 0:
+            raise ValueError("num_inference_steps must be >= 1 and noise_aug_strength >= 0")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or ()
+                   if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} are not in "
+                             f"{self._callback_tensor_inputs}")
+        b, _, num_frames, height, width = video.shape
+        num_latents = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        p_t = self.transformer.config.patch_size_t or 1
+        windows = window_plan(num_latents, window_latents_for(window_frames, p_t),
+                              overlap_latents)
+        if any((e - s) % p_t for s, e in windows):
+            raise ValueError(f"{num_frames} frames give {num_latents} latents: every window needs "
+                             f"an even latent count (pad to 4k+1 frames with k odd)")
+        shape = self.latents_shape(b, num_latents, height, width)
+        for name, given in (("start latents", latents),
+                            ("masked_video_latents", masked_video_latents)):
+            if given is not None and tuple(given.shape) != shape:
+                raise ValueError(f"{name} {tuple(given.shape)} do not match {shape}")
+        return windows
 
-    @torch.no_grad()
-    def encode_prompt(self, prompt: str, negative_prompt: str | None, do_cfg: bool,
-                      device) -> torch.Tensor:
-        """T5 last hidden state over 226 padded tokens, no attention mask (as CogVideoX)."""
-        prompts = [negative_prompt or "", prompt] if do_cfg else [prompt]
-        ids = self.tokenize(prompts).to(self.text_encoder.device)
-        embeds = self.text_encoder(ids)[0]
-        return embeds.to(device=device, dtype=self.transformer.dtype)
+    def _check_clip(self, video, mask) -> None:
+        if not isinstance(video, torch.Tensor) or video.ndim != 5 or video.shape[1] != 3:
+            raise ValueError(f"video must be a (b, 3, T, H, W) tensor, got "
+                             f"{getattr(video, 'shape', type(video).__name__)}")
+        b, _, num_frames, height, width = video.shape
+        want = (b, 1, num_frames, height, width)
+        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != want:
+            raise ValueError(f"mask {tuple(getattr(mask, 'shape', ()))} does not match video "
+                             f"{tuple(video.shape)}: it must be (b, 1, T, H, W)")
+        if (num_frames - 1) % self.vae_scale_factor_temporal:
+            raise ValueError(f"{num_frames} frames: VOID needs 4k+1 frames")
+        if height % 16 or width % 16:
+            raise ValueError(f"size {height}x{width} must be divisible by 16")
 
-    def rotary_embeddings(self, height: int, width: int, num_latents: int, device):
-        """3-D RoPE of one window: slice grid from 0, t:h:w = D/4 : 3D/8 : 3D/8."""
-        cfg = self.transformer.config
-        p, p_t = cfg.patch_size, cfg.patch_size_t
-        grid_h = height // (self.vae_scale_factor_spatial * p)
-        grid_w = width // (self.vae_scale_factor_spatial * p)
-        return get_3d_rotary_pos_embed(
-            embed_dim=cfg.attention_head_dim, crops_coords=None, grid_size=(grid_h, grid_w),
-            temporal_size=(num_latents + p_t - 1) // p_t, grid_type="slice",
-            max_size=(cfg.sample_height // p, cfg.sample_width // p), device=device)
-
-    @torch.no_grad()
-    def vae_encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(b,3,f,h,w) pixels -> posterior mean x scaling factor as (b, f_lat, 16, h/8, w/8)."""
-        out = [self.vae.encode(x).latent_dist.mode() for x in pixels.split(1)]  # bs 1, as ref
-        lat = torch.cat(out) * self.vae.config.scaling_factor
-        return lat.permute(0, 2, 1, 3, 4)
-
-    @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """(b,f,c,h,w) latents -> (b,3,(f-1)*4+1,H,W) float in [0,1] (reference chunking)."""
-        z = latents.permute(0, 2, 1, 3, 4) / self.vae.config.scaling_factor
-        frames = self.vae.decode(z.to(self.vae.dtype)).sample
-        return (frames.float() / 2 + 0.5).clamp(0, 1)
+    @staticmethod
+    def _check_prompt(batch, prompt, negative_prompt, prompt_embeds,
+                      negative_prompt_embeds) -> None:
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("give exactly one of `prompt` and `prompt_embeds`")
+        if prompt is not None and not isinstance(prompt, str | list):
+            raise ValueError(f"prompt must be a str or a list of str, got {type(prompt)}")
+        count = 1 if isinstance(prompt, str) else len(prompt if prompt is not None
+                                                       else prompt_embeds)
+        if count not in (1, batch):
+            raise ValueError(f"{count} prompts for a batch of {batch} clips")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("give at most one of `negative_prompt` and `negative_prompt_embeds`")
 
     # ---- the call -------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(  # noqa: C901 (split into diffusers-style steps: issue 10)
+    def __call__(
         self,
         video: torch.Tensor,
         mask: torch.Tensor,
-        prompt: str,
-        negative_prompt: str | None = None,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
         *,
         num_inference_steps: int = 30,
         guidance_scale: float = 1.0,
         mask_mode: str = "trimask",
         window_frames: int = 85,
-        overlap_latents: int = 4,
+        overlap_latents: int = OVERLAP_LATENTS,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         noise_aug_strength: float = NOISE_AUG_STRENGTH,
         noise_aug_generator: torch.Generator | None = None,
         conditioning_pixels: torch.Tensor | None = None,
+        masked_video_latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int = 226,
         output_type: str = "pt",
-        step_callback: Callable[[dict[str, Any]], None] | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Remove the masked object.
+        return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[..., dict] | PipelineCallback | MultiPipelineCallbacks
+        | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> VOIDPipelineOutput | tuple:
+        """Remove the masked object (and what it caused) from a model-space clip.
 
-        video  float (b, 3, T, H, W) in [0, 1], T = 4k+1 (k odd for an even latent count)
-        mask   float (b, 1, T, H, W): the loader's inverted quadmask (1 remove, 192/255 overlap,
-               128/255 affected, 0 keep)
-        latents                 start latents (b, T_lat, 16, H/8, W/8) (pass 2: warped noise)
-        noise_aug_generator     seeded noise augmentation; None = the reference's global RNG
-        conditioning_pixels     inject the exact (noise-augmented) pixels the VAE encodes as
-                                the video condition (parity: the reference RNG cannot always be
-                                reproduced)
-        step_callback           receives per-window and per-step tensors (parity tests)
-        Returns {"latents": (b, T_lat, 16, h, w), "video": (b, 3, T_out, H, W) in [0, 1]}.
+        Args:
+            video: float (b, 3, T, H, W) in [0, 1]; T = 4k+1 with k odd (an even latent count),
+                H and W multiples of 16.
+            mask: float (b, 1, T, H, W), the reference loader's inverted quadmask: 1 remove,
+                192/255 overlap, 128/255 affected, 0 keep.
+            prompt: the scene after the removal. Or give `prompt_embeds`.
+            negative_prompt: the unconditional prompt of CFG (default ""); used only when
+                guidance_scale > 1.
+            num_inference_steps: denoising steps (pass 1: 30, pass 2: 50 in the reference).
+            guidance_scale: classifier-free guidance; 1 turns CFG off (pass 1), pass 2 uses 6.
+            mask_mode: "trimask" (pass 1: 3 levels), "binary" (the reference's pass 2: the
+                affected region joins the object) or "trimask_pass2" (pass 2, training levels).
+            window_frames: temporal window in frames (85 for the real model); longer clips are
+                denoised in windows overlapping by `overlap_latents` and blended.
+            overlap_latents: latent frames shared by consecutive windows (4 in the reference).
+            generator: draws the start latents when `latents` is not given.
+            latents: start latents (b, T_lat, 16, H/8, W/8), e.g. pass 2's warped noise.
+            noise_aug_strength: sigma of the noise added to the conditioning video (0 = none).
+            noise_aug_generator: draws that noise; None uses the global torch RNG exactly as
+                the reference does (parity only: it is not reproducible across processes).
+            conditioning_pixels: the exact (noise-augmented) pixels to VAE-encode as the video
+                condition, (b, 3, T, H, W) in [-1, 1] (parity with stored reference inputs).
+            masked_video_latents: the video condition's VAE latents (b, T_lat, 16, H/8, W/8),
+                e.g. kept from pass 1 of the same clip and seed: its VAE encode is skipped.
+            prompt_embeds / negative_prompt_embeds: precomputed T5 states (b, 226, D).
+            max_sequence_length: T5 tokens (226, as the model was trained).
+            output_type: "pt" (default), "np", "pil", or "latent" (skip the VAE decode).
+            return_dict: return a VOIDPipelineOutput (default) or the tuple (frames, latents).
+            attention_kwargs: passed to the transformer's attention processors (e.g.
+                {"scale": s} for a LoRA loaded but not fused).
+            callback_on_step_end: called after every denoising step as
+                `callback(pipe, step, timestep, callback_kwargs) -> dict`; the dict may replace
+                "latents" or "prompt_embeds".
+            callback_on_step_end_tensor_inputs: which of `_callback_tensor_inputs` go into
+                callback_kwargs (default ["latents"]).
+
+        Returns:
+            VOIDPipelineOutput(frames, latents), or (frames, latents) with return_dict=False.
+            The decoded clip has (T_lat - 1) * 4 + 1 = T frames.
         """
-        # 1. Check inputs
-        device = self._execution_device
-        b, _, num_frames, height, width = video.shape
-        if mask.shape != (b, 1, num_frames, height, width):
-            raise ValueError(f"mask {tuple(mask.shape)} does not match video {tuple(video.shape)}")
-        if (num_frames - 1) % self.vae_scale_factor_temporal:
-            raise ValueError(f"{num_frames} frames: VOID needs 4k+1 frames")
-        if height % 16 or width % 16:
-            raise ValueError(f"size {height}x{width} must be divisible by 16")
-        num_latents = (num_frames - 1) // self.vae_scale_factor_temporal + 1
-        p_t = self.transformer.config.patch_size_t or 1
-        window = window_latents_for(window_frames, p_t)
-        windows = window_plan(num_latents, window, overlap_latents)
-        if any((e - s) % p_t for s, e in windows):
-            raise ValueError(f"{num_frames} frames give {num_latents} latents: every window needs "
-                             f"an even latent count (pad to 4k+1 frames with k odd)")
-        do_cfg = guidance_scale > 1.0
-        dtype = self.transformer.dtype
+        if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
 
-        # 2. Encode the prompt (negative "" first for CFG, as the reference)
-        if prompt_embeds is None:
-            prompt_embeds = self.encode_prompt(prompt, negative_prompt, do_cfg, device)
-        prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
+        # 1. Check inputs
+        windows = self.check_inputs(
+            video, mask, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds,
+            latents, mask_mode, window_frames, overlap_latents, num_inference_steps,
+            noise_aug_strength, output_type, tensor_inputs, masked_video_latents)
+        self._guidance_scale = guidance_scale
+        self._attention_kwargs = attention_kwargs
+        self._current_timestep = None
+        self._interrupt = False
+        device, dtype = self._execution_device, self.transformer.dtype
+        b, _, num_frames, height, width = video.shape
+
+        # 2. Encode the prompt ([negative "", prompt] for CFG, as the reference)
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
+            prompt, negative_prompt, self.do_classifier_free_guidance, prompt_embeds,
+            negative_prompt_embeds, max_sequence_length, device, dtype)
+        prompt_embeds = per_sample_embeds(prompt_embeds, b)
+        if self.do_classifier_free_guidance:
+            prompt_embeds = torch.cat([per_sample_embeds(negative_prompt_embeds, b), prompt_embeds])
 
         # 3. Timesteps (trailing spacing from the scheduler config)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
 
-        # 4. Initial latents, (b, T_lat, 16, H/8, W/8) for the whole clip
-        shape = (b, num_latents, self.vae.config.latent_channels,
-                 height // self.vae_scale_factor_spatial, width // self.vae_scale_factor_spatial)
-        if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-        elif tuple(latents.shape) != shape:
-            raise ValueError(f"start latents {tuple(latents.shape)} do not match {shape}")
-        latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        # 4. Start latents for the whole clip
+        num_latents = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        latents = self.prepare_latents(b, num_latents, height, width, dtype, device, generator,
+                                       latents)
 
         # 5. Conditioning: VAE(1 - mask) in [0,1] and VAE(noise-augmented video) in [-1,1]
-        vae_dtype = self.vae.dtype
-        cond_mask = mask_condition(mask.float(), mask_mode)
-        mask_latents = self.vae_encode((1 - cond_mask).repeat(1, 3, 1, 1, 1).to(vae_dtype))
-        if conditioning_pixels is None:
-            conditioning_pixels = video.float() * 2 - 1
-            if self.add_noise_in_inpaint_model and noise_aug_strength > 0:
-                conditioning_pixels = augment_video(conditioning_pixels, noise_aug_strength,
-                                                    noise_aug_generator)
-        video_latents = self.vae_encode(conditioning_pixels.to(vae_dtype))
-        inpaint_latents = torch.cat([mask_latents, video_latents], dim=2).to(device, dtype)
-        if step_callback:
-            step_callback({"kind": "cond", "mask_condition": cond_mask,
-                           "mask_latents": mask_latents, "masked_video_latents": video_latents,
-                           "prompt_embeds": prompt_embeds})
+        mask_cond, mask_latents = self.prepare_mask_latents(mask, mask_mode)
+        if masked_video_latents is None:
+            conditioning_pixels, masked_video_latents = self.prepare_video_latents(
+                video, noise_aug_strength, noise_aug_generator, conditioning_pixels)
+        inpaint_latents = torch.cat([mask_latents, masked_video_latents], dim=2).to(device,
+                                                                                     dtype)
 
         # 6. RoPE per window length (positions restart at 0 in every window)
         rope = {e - s: self.rotary_embeddings(height, width, e - s, device) for s, e in windows}
+        d = Denoising(inpaint_latents, prompt_embeds, windows, rope, overlap_latents,
+                       attention_kwargs)
 
         # 7. Denoising loop with temporal multidiffusion
-        total = len(timesteps) * len(windows)
-        with self.progress_bar(total=total) as bar:
-            for step, t in enumerate(timesteps):
-                if len(windows) > 1:
-                    canvas = torch.zeros(shape, dtype=torch.float32, device=device)
-                    weight_sum = torch.zeros((1, num_latents, 1, 1, 1), dtype=torch.float32,
-                                             device=device)
-                for w_idx, (s, e) in enumerate(windows):
-                    x = latents[:, s:e]
-                    x_in = torch.cat([x] * 2) if do_cfg else x
-                    cond = inpaint_latents[:, s:e]
-                    cond = torch.cat([cond] * 2) if do_cfg else cond
-                    model_out = self.transformer(
-                        hidden_states=torch.cat([x_in, cond], dim=2),
-                        encoder_hidden_states=prompt_embeds,
-                        timestep=t.expand(x_in.shape[0]),
-                        image_rotary_emb=rope[e - s], return_dict=False)[0]
-                    v = model_out.float()
-                    if do_cfg:
-                        v_uncond, v_text = v.chunk(2)
-                        v = v_uncond + guidance_scale * (v_text - v_uncond)
-                    x_next = self.scheduler.step(v, t, x, return_dict=False)[0].to(dtype)
-                    if step_callback:
-                        step_callback({"kind": "window", "step": step, "t": int(t),
-                                       "window": w_idx, "range": (s, e), "transformer_in": x,
-                                       "transformer_out": model_out, "scheduler_out": x_next})
-                    if len(windows) > 1:
-                        wts = blend_weights(e - s, w_idx == 0, w_idx == len(windows) - 1,
-                                            overlap_latents, dtype, device)
-                        canvas[:, s:e] += x_next.float() * wts.float()
-                        weight_sum[:, s:e] += wts.float()
-                    else:
-                        new_latents = x_next
-                    bar.update()
-                    if progress:
-                        progress(step * len(windows) + w_idx + 1, total)
-                latents = (canvas / weight_sum).to(dtype) if len(windows) > 1 else new_latents
-                if step_callback:
-                    step_callback({"kind": "step", "step": step, "t": int(t),
-                                   "latents_after": latents})
+        step_state = {"mask_condition": mask_cond, "mask_latents": mask_latents,
+                      "masked_video_latents": masked_video_latents,
+                      "conditioning_pixels": conditioning_pixels,
+                      "inpaint_latents": inpaint_latents}
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                latents, per_window = self.denoise_step(latents, t, d)
+                if callback_on_step_end is not None:
+                    state = {**step_state, **per_window, "latents": latents,
+                             "prompt_embeds": d.prompt_embeds}
+                    out = callback_on_step_end(self, i, t, {k: state[k] for k in tensor_inputs})
+                    latents = out.pop("latents", latents)
+                    d.prompt_embeds = out.pop("prompt_embeds", d.prompt_embeds)
+                bar.update()
+        self._current_timestep = None
 
         # 8. Decode: latent 0 alone, then pairs -> (T_lat - 1) * 4 + 1 frames
         if output_type == "latent":
-            return {"latents": latents}
-        video_out = self.decode_latents(latents)
-        assert video_out.shape[2] == decoded_frame_count(num_latents)
-        return {"latents": latents, "video": video_out}
+            frames = latents
+        else:
+            frames = self.video_processor.postprocess_video(self.decode_latents(latents),
+                                                            output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return frames, latents
+        return VOIDPipelineOutput(frames=frames, latents=latents)

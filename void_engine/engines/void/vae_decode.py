@@ -16,7 +16,10 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKLCogVideoX
+
+# ModelMixin: a pipeline saved with save_pretrained names this module as the VAE's library, and
+# diffusers' from_pretrained looks the loadable base class up in this module's namespace.
+from diffusers import AutoencoderKLCogVideoX, ModelMixin  # noqa: F401
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.upsampling import CogVideoXUpsample3D
 
