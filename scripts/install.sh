@@ -11,7 +11,8 @@ command -v "$PY" >/dev/null || PY=python3
 
 # System packages, each only when missing: ffmpeg/ffprobe (libx264, prores_ks, ffv1, exr);
 # PostgreSQL (the production Prefect database; the tests start a throw-away cluster of it);
-# Chromium (headless: the report.html test renders the page in it).
+# Chromium (headless: the report.html test renders the page in it through playwright, which
+# never downloads a browser of its own here).
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 if [ "${WITH_TEST_TOOLS:-1}" = 1 ]; then
@@ -24,14 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# chromium: the report page's browser test drives Debian's build through playwright (which
-# never downloads a browser of its own here).
-if ! command -v chromium >/dev/null; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-fi
-
 "$PY" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip wheel setuptools
