@@ -52,6 +52,17 @@ def finish(rows: list[dict], options: RunOptions, title: str, run_id: str):
     return {"shots": len(rows), "failed": 0, "report": where}
 
 
+def _qc_cell(r: dict) -> str:
+    if r.get("qc_flicker_ratio") is None and r.get("qc_seam") is None:
+        return ""
+    flag = f"FLAGGED: {r['qc_reasons']}" if r.get("qc_flagged") else "ok"
+    return f"flicker {_fmt(r.get('qc_flicker_ratio'))}x, seam {_fmt(r.get('qc_seam'))}x: {flag}"
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.2f}"
+
+
 def _link(uri: str | None, text: str) -> str:
     return f"[{text}]({_href(uri)})" if uri else ""
 
@@ -63,6 +74,7 @@ def _artifacts(rows: list[dict], title: str, report_path: str) -> None:
               "seconds": round(r.get("seconds_total") or 0.0, 2),
               "cache hits": ",".join(r.get("cache_hits") or []),
               "mask": r.get("mask_path") or "", "gate": r.get("gate_decision") or "",
+              "QC": _qc_cell(r),
               "result": _link(r.get("result_uri"), "result"),
               "matte": _link(r.get("matte_uri"), "matte"),
               "review": _link(r.get("review_uri"), "review")} for r in rows]
@@ -74,6 +86,10 @@ def _artifacts(rows: list[dict], title: str, report_path: str) -> None:
              f"stages executed: {dict(executed) or 'none (all cached)'}; "
              f"total wall seconds of the shots: "
              f"{sum(r.get('seconds_total') or 0.0 for r in rows):.1f}", ""]
+    flagged = [r["shot_id"] for r in rows if r.get("qc_flagged")]
+    if flagged:
+        lines += [f"QC flags {len(flagged)} shot(s) for a supervisor's look: "
+                  f"{', '.join(flagged)}", ""]
     failures = [r for r in rows if r["status"] != "ok"]
     if failures:
         lines += ["| shot | status | stage | error |", "|---|---|---|---|"]

@@ -14,7 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.batch import MAX_WORKERS, run_shots
 from flows.finish import finish
-from manifests.loader import load_manifest, select
+from manifests.loader import select
 from tasks.options import RunOptions
 
 
@@ -23,7 +23,7 @@ from tasks.options import RunOptions
 def nightly_batch(options: RunOptions):
     """Run every shot of the manifest (or the chosen shots / tags) into the output root."""
     run = options.resolved()
-    m = load_manifest(run.manifest, output_roots=[run.output_root, *run.output_roots])
+    m = run.load_manifest()
     picked, invalid = select(m, run.shots, run.tags)
     rows = run_shots(m, picked, invalid, run)
     return finish(rows, run, f"nightly-batch: {options.manifest}", str(flow_run.id or ""))

@@ -37,6 +37,8 @@ _TAIL = [
     ("mask_path", pa.string()), ("mask_degraded", pa.bool_()),
     ("gate_score", pa.float64()), ("gate_threshold", pa.float64()),
     ("gate_decision", pa.string()), ("passes_run", pa.int32()),
+    ("qc_flicker_ratio", pa.float64()), ("qc_seam", pa.float64()),
+    ("qc_flagged", pa.bool_()), ("qc_reasons", pa.string()),
     ("display_note", pa.string()), ("notes", pa.list_(pa.string())),
     ("result_uri", pa.string()), ("matte_uri", pa.string()), ("review_uri", pa.string()),
     ("thumbnail", pa.string()), ("output_dir", pa.string()),

@@ -75,7 +75,7 @@ def _shot(r: dict, index: int, root: str | None, stages: list[str]) -> dict:
         "failed_stage": _text(r.get("failed_stage")), "error": _text(r.get("error")),
         "engine": _text(r.get("engine")), "model_id": _text(r.get("model_id")),
         "tags": _list(r.get("tags")), "mask_path": _text(r.get("mask_path")),
-        "mask_degraded": r.get("mask_degraded") in (True,), **_gate(r),  # numpy bools too
+        "mask_degraded": r.get("mask_degraded") in (True,), **_gate(r), **_qc(r),  # np bools
         "passes": _fmt(r.get("passes_run"), "d"),
         "stages": [_stage_cell(r, s) for s in stages],
         "total": _fmt(r.get("seconds_total"), ".2f"), "total_sort": _fmt(r.get("seconds_total")),
@@ -98,6 +98,16 @@ def _gate(r: dict) -> dict:
     threshold = _fmt(r.get("gate_threshold"), ".3g") or "?"
     text = f"{score:.3f} / {threshold}" + (f" \u2192 {decision}" if decision else "")
     return {"gate": text, "gate_sort": repr(score)}
+
+
+def _qc(r: dict) -> dict:
+    """QC figures: flicker and seam ratios (1 = like the plate), flagged for a supervisor."""
+    flicker, seam = _number(r.get("qc_flicker_ratio")), _number(r.get("qc_seam"))
+    if flicker is None and seam is None:
+        return {"qc": "", "qc_sort": "", "qc_flagged": False, "qc_reasons": ""}
+    text = f"flicker {_fmt(flicker, '.2f') or 'n/a'}x, seam {_fmt(seam, '.2f') or 'n/a'}x"
+    return {"qc": text, "qc_sort": repr(max(v for v in (flicker, seam) if v is not None)),
+            "qc_flagged": r.get("qc_flagged") in (True,), "qc_reasons": _text(r.get("qc_reasons"))}
 
 
 def _stage_columns(rows: list[dict]) -> list[str]:

@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.batch import MAX_WORKERS, run_shots
 from flows.finish import finish
 from flows.report import read_report
-from manifests.loader import load_manifest, select
+from manifests.loader import select
 from tasks.options import RunOptions
 from void_engine.errors import InputError
 
@@ -32,7 +32,7 @@ def reprocess(options: RunOptions):
             raise InputError(f"no failed shots in {run.failed_from}: nothing to reprocess")
     if not ids and not run.tags:
         raise InputError("reprocess needs shots, tags or failed_from")
-    m = load_manifest(run.manifest, output_roots=[run.output_root, *run.output_roots])
+    m = run.load_manifest()
     picked, invalid = select(m, ids or None, run.tags)
     rows = run_shots(m, picked, invalid, run)
     return finish(rows, run, f"reprocess: {options.manifest} ({len(rows)} shots)",

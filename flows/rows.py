@@ -35,7 +35,7 @@ def shot_row(sr, row_index: int, options: RunOptions, run_id: str) -> dict:
         (row["executed"] if out.executed else row["cache_hits"]).append(s.name)
     row["skipped"] = "; ".join(skipped)
     row["seconds_total"] = sum(row.get(f"seconds_{s.name}") or 0.0 for s in STAGES)
-    row |= _mask_facts(sr) | _gate_facts(sr) | _delivery(sr)
+    row |= _mask_facts(sr) | _gate_facts(sr) | _delivery(sr) | _qc_facts(sr, options)
     decode = sr.known.get("decode")
     if decode is not None and decode.status == "done":
         row["display_note"] = decode.meta.get("display_note") or ""
@@ -76,6 +76,23 @@ def _gate_facts(sr) -> dict:
     if sr.status == "ok":
         facts["passes_run"] = 2 if p2 is not None and p2.status == "done" else 1
     return facts
+
+
+def _qc_facts(sr, options: RunOptions) -> dict:
+    """The encode stage's QC figures (kept in its entry: a cached re-run still shows them),
+    flagged against this run's thresholds."""
+    enc = sr.known.get("encode")
+    qc = enc.meta.get("qc") if enc is not None and enc.status == "done" else None
+    if not qc:
+        return {}
+    ratio, seam = qc.get("flicker_ratio"), qc.get("seam")
+    reasons = options.qc_thresholds().reasons(_num(ratio), _num(seam))
+    return {"qc_flicker_ratio": ratio, "qc_seam": seam, "qc_flagged": bool(reasons),
+            "qc_reasons": "; ".join(reasons)}
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _delivery(sr) -> dict:

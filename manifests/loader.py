@@ -93,7 +93,7 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 
 def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[str] | None = None,
                      check_files: bool = True, uri: str = "",
-                     output_roots: Iterable[str] = ()) -> Manifest:
+                     output_roots: Iterable[str] = (), check_engines: bool = True) -> Manifest:
     """Validate rows: types and rules (ShotRow), unique shot_id, known engine, files present,
     output_uri inside the output root (relative, not escaping it) or one of `output_roots`."""
     if engines is None:
@@ -118,7 +118,7 @@ def validate_records(records: Iterable[dict], base: str, *, engines: Iterable[st
                             f"{first_row[row.shot_id]}); this row is ignored")
         else:
             first_row[row.shot_id] = i
-        if row.engine is not None and row.engine not in engines:
+        if check_engines and row.engine is not None and row.engine not in engines:
             problems.append(f"unknown engine {row.engine!r} "
                             f"(available: {', '.join(sorted(engines))})")
         resolved = {k: resolve_uri(v, base) for k, v in row.uri_fields().items()}
@@ -160,7 +160,8 @@ def _norm_root(uri: str) -> str:
 
 
 def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = None,
-                  check_files: bool = True, output_roots: Iterable[str] = ()) -> Manifest:
+                  check_files: bool = True, output_roots: Iterable[str] = (),
+                  check_engines: bool = True) -> Manifest:
     """Read a Parquet manifest; raises InputError only when the file itself is unusable."""
     uri = str(uri)
     try:
@@ -173,7 +174,8 @@ def load_manifest(uri: str | os.PathLike, *, engines: Iterable[str] | None = Non
     if missing:
         raise InputError(f"manifest {uri} lacks required column(s): {', '.join(missing)}")
     return validate_records(table.to_pylist(), manifest_folder(uri), engines=engines,
-                            check_files=check_files, uri=uri, output_roots=output_roots)
+                            check_files=check_files, uri=uri, output_roots=output_roots,
+                            check_engines=check_engines)
 
 
 def select(manifest: Manifest, shots: list[str] | None = None, tags: list[str] | None = None,

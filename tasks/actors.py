@@ -95,7 +95,9 @@ class Residents:
         self._lock = threading.Lock()
         self._handles: dict[str, list] = {}  # actor name prefix -> handles
         self._next: dict[str, int] = {}
-        self._inflight: set = set()  # ObjectRefs of calls in progress (cancelled on stop)
+        # ObjectRefs of calls in progress -> their actors' name prefix (cancelled on stop;
+        # a model is never evicted from a GPU while this process waits on one of its calls)
+        self._inflight: dict = {}
 
     # ---- Ray ------------------------------------------------------------------------------------
     def connect(self, address: str | None = None) -> None:
@@ -119,30 +121,47 @@ class Residents:
                 raise ConnectionError(f"cannot join Ray cluster at {address}: {exc}{hint}"
                                       ) from exc
 
+    def gpus(self) -> int:
+        """GPUs of the cluster this process has joined (0 before it joined one)."""
+        if not ray.is_initialized():
+            return 0
+        return int(ray.cluster_resources().get("GPU", 0))
+
     # ---- actors ---------------------------------------------------------------------------------
     def actors(self, spec: EngineSpec | MasksSpec) -> list:
         """The resident actors of `spec`, created or looked up by name once per process."""
-        engine = isinstance(spec, EngineSpec)
-        prefix = f"{ENGINE_PREFIX if engine else MASKS_PREFIX}{spec.model_id}-"
-        with self._lock:
-            if prefix in self._handles:
-                return self._handles[prefix]
-            gpus = int(ray.cluster_resources().get("GPU", 0))
-            if engine:
+        engine, prefix = isinstance(spec, EngineSpec), _prefix(spec)
+        while True:
+            with self._lock:
+                if prefix in self._handles:
+                    return self._handles[prefix]
+                gpus = int(ray.cluster_resources().get("GPU", 0))
+                busy = [ref for ref, p in self._inflight.items()
+                        if engine and gpus and p.startswith(ENGINE_PREFIX) and p != prefix]
+                if not busy:
+                    return self._create(spec, prefix, engine, gpus)
+            # Another model holds the GPUs and this process still waits on it: let those calls
+            # finish before evicting it (a mixed-engine batch takes turns, it does not fail).
+            ray.wait(busy, num_returns=len(busy), timeout=CALL_TIMEOUT_S)
+
+    def _create(self, spec, prefix: str, engine: bool, gpus: int) -> list:
+        """Create (or look up) the actors of `spec`; called with the lock held."""
+        if engine:
+            if gpus:  # one engine model per GPU; CPU-only clusters have no GPU to free
                 self._evict_engines_except(prefix)
-                count, share = max(gpus, 1), ENGINE_GPU_SHARE
-                names = [f"{prefix}gpu{i}" for i in range(count)]
-            else:
-                count, share = MASKS_ACTORS, MASKS_GPU_SHARE
-                names = [f"{prefix}{i}" for i in range(count)]
-            if not gpus:
-                log.warning("Ray cluster has no GPU: %s runs on CPU", prefix.rstrip("-"))
-            handles = [RemoteResidentActor.options(
-                name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-                num_gpus=share if gpus else 0, num_cpus=0 if gpus or not engine else 1,
-                max_restarts=-1, max_task_retries=2).remote(spec) for name in names]
-            self._handles[prefix] = handles
-            return handles
+            count, share = max(gpus, 1), ENGINE_GPU_SHARE
+            names = [f"{prefix}gpu{i}" for i in range(count)]
+        else:
+            count, share = MASKS_ACTORS, MASKS_GPU_SHARE
+            names = [f"{prefix}{i}" for i in range(count)]
+        if not gpus:
+            log.warning("Ray cluster has no GPU: %s runs on CPU", prefix.rstrip("-"))
+        handles = [RemoteResidentActor.options(
+            name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            num_gpus=share if gpus else 0, num_cpus=0 if gpus or not engine else 1,
+            max_restarts=-1, max_task_retries=2).remote(spec) for name in names]
+        self._handles[prefix] = handles
+        return handles
 
     def _evict_engines_except(self, keep_prefix: str) -> None:
         for a in ray.util.list_named_actors(all_namespaces=True):
@@ -160,18 +179,18 @@ class Residents:
     def run_stage(self, spec: EngineSpec | MasksSpec, stage_name: str, *args: Any):
         """Round-robin over the spec's actors (Ray queues calls per actor: one at a time per
         GPU); blocks until the stage's Outcome is back."""
-        handles = self.actors(spec)
+        handles, prefix = self.actors(spec), _prefix(spec)
         with self._lock:
             key = id(handles)
             i = self._next.get(key, 0)
             self._next[key] = i + 1
             ref = handles[i % len(handles)].run_stage.remote(stage_name, *args)
-            self._inflight.add(ref)
+            self._inflight[ref] = prefix
         try:
             return ray.get(ref, timeout=CALL_TIMEOUT_S)
         finally:
             with self._lock:
-                self._inflight.discard(ref)
+                self._inflight.pop(ref, None)
 
     def cancel_all(self) -> int:
         """Cancel every call in progress (a stop request): the waiting tasks fail promptly."""
@@ -183,6 +202,12 @@ class Residents:
             except Exception as exc:  # the call may have just finished
                 log.debug("cancel %s: %s", ref, exc)
         return len(refs)
+
+
+def _prefix(spec: EngineSpec | MasksSpec) -> str:
+    """The name prefix of a spec's actors."""
+    kind = ENGINE_PREFIX if isinstance(spec, EngineSpec) else MASKS_PREFIX
+    return f"{kind}{spec.model_id}-"
 
 
 RESIDENTS = Residents()

@@ -75,12 +75,15 @@ def content_digest(uri: str) -> str:
 
 def weights_id(folder: str | os.PathLike | None) -> str | None:
     """Identity of a weights folder: relative paths + sizes of every file, plus the bytes of the
-    small config files (json/txt). Cheap on multi-GB checkpoints and changes when they do."""
+    small config files (json/txt). Cheap on multi-GB checkpoints and changes when they do.
+    A single file (a LoRA, RAFT weights): its content digest."""
     if not folder:
         return None
     root = Path(folder)
     if not root.exists():
         return f"missing:{root}"
+    if root.is_file():
+        return "file:" + file_sha256(root)
     h = hashlib.sha256()
     for p in sorted(q for q in root.rglob("*") if q.is_file()):
         rel = p.relative_to(root).as_posix()

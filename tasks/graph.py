@@ -244,7 +244,7 @@ def _encode(ctx: StageContext, out: Path) -> dict:
                     codec=ctx.shot.codec, review=ctx.options.review,
                     shot_id=ctx.shot.shot_id, engine=ctx.engine_name)
     e.to_json(out / EncodedShot.JSON)
-    return {"from": result, "frames": e.frames}
+    return {"from": result, "frames": e.frames, "qc": e.qc}
 
 
 def _never(ctx: StageContext) -> str | None:

@@ -37,6 +37,12 @@ class RunOptions(BaseModel):
                                description="modules that register extra engines")
     review: bool = Field(True, description="write review movie and contact sheet")
     gate_threshold: float | None = Field(None, description="morphing-gate threshold override")
+    qc_flicker_max: float | None = Field(
+        None, description="flag shots whose change region flickers more than this many times "
+                          "the plate's own flicker (default $VOID_QC_FLICKER_MAX or 3)")
+    qc_seam_max: float | None = Field(
+        None, description="flag shots whose change-region edge is this many times sharper "
+                          "than its surroundings (default $VOID_QC_SEAM_MAX or 1.5)")
     output_roots: list[str] = Field(
         default_factory=list, description="extra roots a row's output_uri may point into "
                                           "(besides output_root); never taken from a manifest")
@@ -61,6 +67,26 @@ class RunOptions(BaseModel):
     def engine_for(self, row_engine: str | None) -> str:
         """--engine wins; else the row's engine column; else the default engine."""
         return self.engine or row_engine or DEFAULT_ENGINE
+
+    def load_manifest(self):
+        """The run's manifest, validated as the run sees it: plugin engines registered first,
+        the rows' engine column ignored when --engine overrides it, output_uri allowed inside
+        the output root and the named --output-root roots only."""
+        import importlib
+
+        from manifests.loader import load_manifest
+
+        for mod in self.plugins:
+            importlib.import_module(mod)
+        return load_manifest(self.manifest, output_roots=[self.output_root, *self.output_roots],
+                             check_engines=self.engine is None)
+
+    def qc_thresholds(self):
+        from void_engine.qc import QCThresholds
+
+        default = QCThresholds()
+        return QCThresholds(flicker_ratio=self.qc_flicker_max or default.flicker_ratio,
+                            seam=self.qc_seam_max or default.seam)
 
     def engine_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.engine_opts)

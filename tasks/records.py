@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -106,9 +107,18 @@ def _frozen(v: Any) -> Any:
     return v
 
 
+def _path_identity(v: Any) -> Any:
+    """A file or folder option by the identity of its contents (a list of them: each);
+    values that are not local paths (a hub id) as they are."""
+    if isinstance(v, tuple):
+        return [_path_identity(x) for x in v]
+    if isinstance(v, str) and os.path.exists(v):
+        return weights_id(v)
+    return v
+
+
 def _model_id(spec: EngineSpec) -> str:
-    parts = {k: (weights_id(v) if k in PATH_OPTIONS and isinstance(v, str) else v)
-             for k, v in spec.kwargs}
+    parts = {k: (_path_identity(v) if k in PATH_OPTIONS else v) for k, v in spec.kwargs}
     blob = json.dumps({"engine": spec.name, "kwargs": parts}, sort_keys=True, default=str)
     return f"{spec.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 

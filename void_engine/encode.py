@@ -20,7 +20,7 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
                 codec: str = "ffv1", composite: CompositeParams = CompositeParams(),
                 review: bool = True, progress: ProgressFn | None = None,
                 result_uri: str | None = None, shot_id: str | None = None,
-                engine: str = "") -> EncodedShot:
+                engine: str = "", qc: bool = True) -> EncodedShot:
     """Drop padding, upscale, composite into the plate (streaming), encode with `codec`,
     write the matte and review media into out_dir.
 
@@ -30,7 +30,9 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
     engine are burnt into the review media. The result displays as the plate does: upright
     (a rotated plate's display rotation applied), the plate's pixel aspect and, for a
     variable-rate plate, every frame's own timestamp; a codec that cannot hold one of them
-    is refused before any work."""
+    is refused before any work. qc: measure the QC figures (void_engine.qc) while the
+    frames go by; they need the plate frame in hand, so a result composited inside the
+    encoder (8-bit video plate, no review media) is not measured."""
     from void_engine.io import check_codec, check_writable, output_name
 
     check_codec(codec)
@@ -44,8 +46,8 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
         check_writable(uri, what)
     slate = {"shot_id": shot_id, "engine": engine}
     try:
-        frames, notes = _encode(decoded, result_path, codec, composite, outputs, progress,
-                                slate)
+        frames, notes, figures = _encode(decoded, result_path, codec, composite, outputs,
+                                         progress, slate, qc)
     except InputError as exc:
         raise exc.for_shot(shot_id) from None
     m = decoded.mapping
@@ -55,10 +57,10 @@ def encode_shot(decoded: DecodedShot, result_path: str | Path, out_dir: str | Pa
                        contact_sheet_uri=outputs.get("contact"), frames=frames,
                        fps=float(fps), size=tuple(m.plate_size),
                        fps_rational=f"{fps.numerator}/{fps.denominator}",
-                       display_note="; ".join(notes))
+                       display_note="; ".join(notes), qc=figures)
 
 
-def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
+def _encode(decoded, result_path, codec, composite, outputs, progress, slate, qc):
     import contextlib
 
     from void_engine.io import (
@@ -120,7 +122,7 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
             audio_codec=plate.audio_codec, overlay=overlay, sar=plate.sar, **timing,
             start_number=m.first_frame if codec in SEQUENCE_CODECS else 0))
-        done = 0
+        done, figures = 0, {}
         if overlay is not None:
             small = (result[k] for k in pick)
             for done, patch in enumerate(overlay_patches(
@@ -130,12 +132,20 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate):
                 if progress:
                     progress(done, n)
         else:
+            acc = _qc_accumulator() if qc else None
             done = _composite_in_python(decoded, plate, regions, result, pick, blend, outputs,
-                                        writer, out_dtype, stack, progress, slate, timing)
+                                        writer, out_dtype, stack, progress, slate, timing, acc)
+            figures = acc.figures().as_row(prefix="") if acc else {}
         if done != n:
             raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
     copy_file(decoded.beside(decoded.matte_file), outputs["matte"], what="matte")
-    return done, notes
+    return done, notes, figures
+
+
+def _qc_accumulator():
+    from void_engine.qc import QCAccumulator
+
+    return QCAccumulator()
 
 
 def _deliverable_notes(plate, codec: str) -> list[str]:
@@ -175,7 +185,7 @@ def _audio_span(plate, first: int, n: int) -> tuple[float, float | None]:
 
 
 def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, writer,
-                         out_dtype, stack, progress, slate, timing) -> int:
+                         out_dtype, stack, progress, slate, timing, qc=None) -> int:
     """Composite each full plate frame here (any depth, any codec, review media); the plate
     is read a couple of frames ahead on a thread."""
     import itertools
@@ -200,11 +210,13 @@ def _composite_in_python(decoded, plate, regions, result, pick, blend, outputs, 
                                                       threads=2), depth=2))
     done = 0
     for j, (frame, mask) in enumerate(zip(frames, masks, strict=False)):
-        plate_frame = frame.copy() if reviewer else frame
+        plate_frame = frame.copy() if reviewer or qc else frame
         out = frame if frame.flags.writeable else frame.copy()
         region = regions[j]
         if region is not None:
             composite_region(out, *region, result[pick[j]], **blend)
+        if qc is not None:
+            qc.add_change(plate_frame, out, *(region or (None, None)))
         writer.write(_convert(out, out_dtype))
         if reviewer:
             reviewer.add(j, plate_frame, mask, out)

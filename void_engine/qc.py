@@ -47,6 +47,15 @@ class QCThresholds:
     flicker_ratio: float = float(os.environ.get("VOID_QC_FLICKER_MAX", "3.0"))
     seam: float = float(os.environ.get("VOID_QC_SEAM_MAX", "1.5"))
 
+    def reasons(self, flicker_ratio: float, seam: float) -> list[str]:
+        """Why figures deserve a supervisor's look (empty: they do not; NaN never flags)."""
+        out = []
+        if flicker_ratio > self.flicker_ratio:
+            out.append(f"flicker {flicker_ratio:.2f}x the plate's (> {self.flicker_ratio:g})")
+        if seam > self.seam:
+            out.append(f"seam {seam:.2f}x the surroundings' gradient (> {self.seam:g})")
+        return out
+
 
 @dataclass(frozen=True)
 class QCFigures:
@@ -185,11 +194,7 @@ class QCAccumulator:
             ratio = (change + FLOOR) / (plate + FLOOR)
         else:
             change = plate = ratio = math.nan
-        reasons = []
-        if ratio > th.flicker_ratio:
-            reasons.append(f"flicker {ratio:.2f}x the plate's (> {th.flicker_ratio:g})")
-        if seam > th.seam:
-            reasons.append(f"seam {seam:.2f}x the surroundings' gradient (> {th.seam:g})")
+        reasons = th.reasons(ratio, seam)
         return QCFigures(frames=self.frames, measured=len(seams), flicker_change=change,
                          flicker_plate=plate, flicker_ratio=ratio, seam=seam,
                          seam_max=float(max(seams)) if seams else math.nan,

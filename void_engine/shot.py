@@ -97,6 +97,7 @@ class EncodedShot:
     size: tuple[int, int] = (0, 0)  # (height, width)
     fps_rational: str = ""  # exact output rate, e.g. "24000/1001" (the average when variable)
     display_note: str = ""  # as DecodedShot.display_note, for what encode_shot wrote
+    qc: dict = field(default_factory=dict)  # void_engine.qc figures; {} when not measured
 
     def to_json(self, path: str | Path) -> str:
         return write_json(path, _relative(dataclasses.asdict(self), path, self.FILES))

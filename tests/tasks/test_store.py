@@ -54,3 +54,18 @@ def test_stale_staging_of_dead_writers_is_cleaned_and_live_ones_kept(tmp_path):
     with store.staging("decode", "decode-live") as live:
         assert clean_stale_staging(staging) == 1
         assert not left.exists() and live.exists()
+
+
+def test_model_ids_follow_the_contents_of_path_options(tmp_path):
+    from tasks.records import EngineSpec
+
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    a.write_bytes(b"lora-1")
+    b.write_bytes(b"lora-2")
+    one = EngineSpec.make("void", lora=[str(a), str(b)], lora_scale=[1.0, 0.5]).model_id
+    assert EngineSpec.make("void", lora=[str(a), str(b)], lora_scale=[1.0, 0.5]).model_id == one
+    b.write_bytes(b"lora-3")  # same name, other weights: another model
+    assert EngineSpec.make("void", lora=[str(a), str(b)], lora_scale=[1.0, 0.5]).model_id != one
+    single = EngineSpec.make("void", lora=str(a)).model_id
+    a.write_bytes(b"lora-9")
+    assert EngineSpec.make("void", lora=str(a)).model_id != single

@@ -26,6 +26,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="no review movie or contact sheet")
     p.add_argument("--gate-threshold", type=float,
                    help="morphing-gate threshold for passes=auto (higher: pass 2 less often)")
+    p.add_argument("--qc-flicker-max", type=float, metavar="RATIO",
+                   help="flag a shot whose change region flickers more than RATIO times the "
+                        "plate's own flicker (default $VOID_QC_FLICKER_MAX, else 3)")
+    p.add_argument("--qc-seam-max", type=float, metavar="RATIO",
+                   help="flag a shot whose change-region edge is RATIO times sharper than "
+                        "its surroundings (default $VOID_QC_SEAM_MAX, else 1.5)")
     p.add_argument("--output-root", action="append", default=[], metavar="DIR",
                    help="an extra folder a manifest row's output_uri may point into, "
                         "repeatable (rows can never name a root themselves)")
@@ -51,6 +57,7 @@ def options_from(args: argparse.Namespace, **extra):
                       cache=args.cache, ray_address=args.ray_address, shots=split(args.shots),
                       tags=split(args.tags), plugins=args.plugin, review=not args.no_review,
                       gate_threshold=args.gate_threshold, output_roots=args.output_root,
+                      qc_flicker_max=args.qc_flicker_max, qc_seam_max=args.qc_seam_max,
                       **extra)
 
 
@@ -75,12 +82,9 @@ def launch(flow_name: str, options, *, dry_run: bool = False) -> int:
 
     if not dry_run:
         _signals.install()  # before anything slow: Ctrl-C/SIGTERM stop the run cleanly
-    from manifests.loader import load_manifest, select
+    from manifests.loader import select
 
-    for mod in options.plugins:  # before validation: they register engines rows may name
-        importlib.import_module(mod)
-    m = load_manifest(options.manifest,
-                      output_roots=[options.output_root, *options.output_roots])
+    m = options.load_manifest()
     if dry_run:
         from flows.plan import print_plan
 
