@@ -62,20 +62,17 @@ class IdentityTestEngine(Engine):
     frame_rules = FrameRules()
     model_size = (96, 160)
 
-    def __init__(self, log: str | None = None):
-        self.log = log
+    def __init__(self, log: str | None = None, delay: float = 0.0):
+        self.log, self.delay = log, float(delay)
 
-    def _note(self, what: str) -> None:
-        if self.log:
-            with open(self.log, "a") as f:
-                f.write(f"{what} {os.getpid()}\n")
+    _note = TwoPassTestEngine._note
 
     def pass1(self, clip, quadmask, prompt, params, progress=None):
-        self._note("pass1")
+        self._note("pass1", progress)
         return clip.copy()
 
     def pass2(self, clip, quadmask, prompt, pass1, params, progress=None):
-        self._note("pass2")
+        self._note("pass2", progress)
         return pass1.copy()
 
 
