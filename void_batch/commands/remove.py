@@ -40,9 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("--weights", help="weights folder (engines that take weights)")
     p.add_argument("--passes", choices=("1", "2"), default="1")
     p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="engine constructor option, repeatable (void: memory_mode=fp8, "
-                   "dtype=bf16, window_frames=85, noise_mode=aligned, pass2_mask=trimask, "
-                   "raft_weights=PATH, base=DIR, uint8=truncate)")
+                   help="engine option, repeatable (void: memory_mode=fp8, dtype=bf16, "
+                   "window_frames=85, noise_mode=aligned, pass2_mask=trimask, "
+                   "raft_weights=PATH, base=DIR, uint8=truncate, lora=PATH, lora_scale=0.8, "
+                   "compile=true)")
     p.add_argument("--shot-id", help="name used in messages and output names")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--fps", type=float, help="frame rate of an image-sequence plate "
