@@ -102,7 +102,7 @@ def combine(black: np.ndarray, grey: np.ndarray | None, *, frame_index: int | No
     grey:  127 where the removal affects the scene, 255 elsewhere (levels 96-191 count as grey,
            so lossy masks still combine), or None for no affected region.
 
-    Rule (mask-reasoning.md §5.1): object only -> 0, grey only -> 127, both -> 63, else 255.
+    Rule (the reference mask tool's): object only -> 0, grey only -> 127, both -> 63, else 255.
     Frame-0 convention: the reference clears grey on frame 0 but leaves 63 in place; we clear
     the whole affected component on frame 0 (63 -> 0, 127 -> 255), which is what the
     convention "nothing is affected before anything happened" means. Pass

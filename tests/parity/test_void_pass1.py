@@ -1,4 +1,4 @@
-"""VOID pass 1 against the reference goldens (parity README §3, §5): case A (one window, every
+"""VOID pass 1 against the reference goldens (docs/parity.md): case A (one window, every
 step) and case B (two blended windows). Tolerances: atol 1e-4 on floats, uint8 frames +-1 on
 >= 99.9% of values."""
 from __future__ import annotations

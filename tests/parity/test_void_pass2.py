@@ -1,4 +1,4 @@
-"""VOID pass 2 on clip tinyA from the warped-noise start latents (parity README §3): CFG 6.0,
+"""VOID pass 2 on clip tinyA from the warped-noise start latents (docs/parity.md): CFG 6.0,
 50 CogVideoX-DDIM steps, binary mask. Tolerances: atol 1e-4 on floats, uint8 frames +-1 on
 >= 99.9% of values."""
 from __future__ import annotations

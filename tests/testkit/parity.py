@@ -8,7 +8,7 @@ import torch
 from diffusers.callbacks import PipelineCallback
 from safetensors.torch import load_file
 
-ATOL = 1e-4  # parity README §6: float tensors
+ATOL = 1e-4  # docs/parity.md: float tensors
 FRAME_TOL, FRAME_SHARE = 1, 0.999  # uint8 frames within +-1 on >= 99.9% of values
 
 

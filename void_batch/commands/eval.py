@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from void_engine.errors import VoidError
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -68,11 +66,6 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_gate)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-    return 1
-
-
 class _Bar:
     """One tqdm bar per clip stage."""
 
@@ -103,8 +96,6 @@ def run_generate(args: argparse.Namespace) -> int:
         path = generate_set(args.set, SetOptions(clips=args.clips, frames=args.frames,
                                                  seed=args.seed, sizes=sizes),
                             progress=lambda clip, d, t: bar(clip, "render", d, t))
-    except (VoidError, ValueError) as exc:
-        return _fail(exc)
     finally:
         bar.close()
     print(f"wrote {args.clips} clips and {path}")
@@ -140,8 +131,6 @@ def run_engine(args: argparse.Namespace) -> int:
         keep = f"{args.out}/results/{label}" if args.keep_results else None
         rows = runner.run_engine(args.set, engine, label=label, passes=args.passes,
                                  model_size=model_size, results_dir=keep, progress=bar)
-    except (VoidError, ValueError) as exc:
-        return _fail(exc)
     finally:
         bar.close()
     return _write(rows, args.out)
@@ -153,8 +142,6 @@ def run_score(args: argparse.Namespace) -> int:
     bar = _Bar()
     try:
         rows = runner.score_results(args.set, args.results, label=args.label, progress=bar)
-    except (VoidError, ValueError) as exc:
-        return _fail(exc)
     finally:
         bar.close()
     return _write(rows, args.out)
@@ -185,8 +172,6 @@ def run_gate(args: argparse.Namespace) -> int:
     try:
         size = parse_size(args.model_size) if args.model_size else DEFAULT_MODEL_SIZE
         df = gc.score_set(args.set, size, progress=bar)
-    except (VoidError, ValueError) as exc:
-        return _fail(exc)
     finally:
         bar.close()
     summary = gc.roc(df, DEFAULT_THRESHOLD)

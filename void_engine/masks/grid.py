@@ -1,6 +1,6 @@
 """The analysis grid: the one home of grid cells (VLM prompt, fallback, grey masks).
 
-Same grid as the reference tool (mask-reasoning.md §3.1) so answers and shipped masks line up:
+Same grid as the reference mask tool (docs/masks.md) so answers and shipped masks line up:
 `min_grid` cells on the short side, the long side gets max(min_grid, round(min_grid * ratio)),
 and cell (r, c) spans rows [int(r*h/R), int((r+1)*h/R)) and columns [int(c*w/C), int((c+1)*w/C)).
 Cells are proportional, so a cell set means the same region at plate, model or preview size;

@@ -1,7 +1,7 @@
 """Primary-object segmentation: clicks/boxes on any frames -> SAM2 video predictor -> a
 lossless black mask at plate size (0 = object, 255 = background), one frame per plate frame.
 
-Differences from the reference stage 1 (mask-reasoning.md §2), on purpose:
+Differences from the reference's segmentation step (docs/masks.md), on purpose:
 - negative clicks, boxes and several object ids (merged into one mask at the end);
 - propagation runs forward from the earliest prompted frame AND backward from it, so frames
   before the first click get a mask too (the reference only propagates forward, which makes

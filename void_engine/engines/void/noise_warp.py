@@ -1,5 +1,6 @@
-"""Go-with-the-Flow noise warping for VOID pass 2, written from the spec (void-inference.md §5.3,
-parity README §3/§5). No network, no subprocess, no `rp`; every random draw can be seeded.
+"""Go-with-the-Flow noise warping for VOID pass 2, written from its description (docs/parity.md
+says what must match the reference). No network, no subprocess, no `rp`; every random draw can
+be seeded.
 
 State: a high-resolution tensor (3 + C, H, W) per pixel: sub-pixel offsets dx, dy (kept at zero
 in this mode), a weight w and C noise channels. Each flow step
