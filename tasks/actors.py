@@ -178,19 +178,29 @@ class Residents:
 
     def run_stage(self, spec: EngineSpec | MasksSpec, stage_name: str, *args: Any):
         """Round-robin over the spec's actors (Ray queues calls per actor: one at a time per
-        GPU); blocks until the stage's Outcome is back."""
+        GPU); blocks until the stage's Outcome is back. A call whose actor is lost (its node
+        died, and Ray's own retries on the restarted actor ran out because no node can take
+        it yet) is sent to the next actor, so a batch finishes on the GPUs it still has."""
         handles, prefix = self.actors(spec), _prefix(spec)
         with self._lock:
             key = id(handles)
-            i = self._next.get(key, 0)
-            self._next[key] = i + 1
-            ref = handles[i % len(handles)].run_stage.remote(stage_name, *args)
-            self._inflight[ref] = prefix
-        try:
-            return ray.get(ref, timeout=CALL_TIMEOUT_S)
-        finally:
+            start = self._next.get(key, 0)
+            self._next[key] = start + 1
+        for attempt in range(len(handles)):
+            handle = handles[(start + attempt) % len(handles)]
             with self._lock:
-                self._inflight.pop(ref, None)
+                ref = handle.run_stage.remote(stage_name, *args)
+                self._inflight[ref] = prefix
+            try:
+                return ray.get(ref, timeout=CALL_TIMEOUT_S)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                if attempt == len(handles) - 1:
+                    raise
+                log.warning("%s lost its actor (%s); sending it to the next one", stage_name,
+                            type(exc).__name__)
+            finally:
+                with self._lock:
+                    self._inflight.pop(ref, None)
 
     def cancel_all(self) -> int:
         """Cancel every call in progress (a stop request): the waiting tasks fail promptly."""
