@@ -159,8 +159,11 @@ def run_batch(ckpt: Path, work: Path, plan: dict, shots: int = 4,
              "quadmask_uri": str(f / "quadmask.mkv"), "prompt": PROMPT, "passes": "2",
              "codec": "ffv1", "steps": steps, "pass2_steps": pass2_steps} for f in folders]
     manifest = write_manifest(rows, str(work / "manifest.parquet"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    # Its own Prefect server and Ray for this run (ended with it): a benchmark leaves nothing
+    # running, and measures a model load like a first nightly run does.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOID_BATCH_LOCAL_SERVICES": "temporary",
+           "PYTHONPATH": os.pathsep.join(
+               p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     cmd = [sys.executable, "-m", "void_batch.cli", "run", manifest, "--out", str(work / "out"),
            "--engine", "void", "--weights", str(ckpt), "--cache", str(work / "cache"),
            "--no-review"]

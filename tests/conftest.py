@@ -14,6 +14,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# A `void-batch run` a test starts gets per-command services that end with it, never the
+# background server and Ray head a user's first run leaves running (the services tests ask
+# for those explicitly: testkit.cli.cli_env).
+os.environ.setdefault("VOID_BATCH_LOCAL_SERVICES", "temporary")
 
 import pytest  # noqa: E402
 
