@@ -66,8 +66,6 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate, qc
     from void_engine.io import (
         SEQUENCE_CODECS,
         VIDEO_CODECS,
-        PlateOverlay,
-        bgra_exact,
         frame_timing,
         local_input,
         open_writer,
@@ -105,24 +103,21 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate, qc
         if plate.kind == "video" and plate.audio_codec and codec in VIDEO_CODECS:
             audio = (plate_path, *_audio_span(plate, m.first_frame, n))
         out_dtype = _output_dtype(codec, plate.dtype)
-        overlay = None
+        overlay = None  # composite in Python
         regions = ChangeRegions(decoded.beside(decoded.regions_file))
         stack.callback(regions.close)
         if len(regions) != n or regions.plate_size != plate.size:
             raise InputError(f"change regions in {decoded.regions_file} do not match the plate")
+        acc, on_tap = _qc_accumulator() if qc else None, None
         if ("review" not in outputs and plate.kind == "video"
                 and out_dtype == np.uint8 and plate.depth == 8 and codec in VIDEO_CODECS):
-            # Composite inside the encoder: only the region's patches cross a pipe.
-            union = regions.union(composite.dilate_px + composite.feather_px + 2)
-            ys, xs = union or (slice(0, 1), slice(0, 1))
-            overlay = PlateOverlay(plate_path, m.first_frame, n, ys.start, xs.start,
-                                   (ys.stop - ys.start, xs.stop - xs.start),
-                                   bgra=bgra_exact(plate.pix_fmt))
+            overlay, on_tap = _in_encoder(decoded, plate, plate_path, regions, composite, acc,
+                                          stack)
         writer = stack.enter_context(open_writer(
             outputs["result"], codec, fps=fps, size=plate.size, dtype=out_dtype, audio=audio,
             audio_codec=plate.audio_codec, overlay=overlay, sar=plate.sar, **timing,
-            start_number=m.first_frame if codec in SEQUENCE_CODECS else 0))
-        done, figures = 0, {}
+            start_number=m.first_frame if codec in SEQUENCE_CODECS else 0, on_tap=on_tap))
+        done = 0
         if overlay is not None:
             small = (result[k] for k in pick)
             for done, patch in enumerate(overlay_patches(
@@ -132,12 +127,11 @@ def _encode(decoded, result_path, codec, composite, outputs, progress, slate, qc
                 if progress:
                     progress(done, n)
         else:
-            acc = _qc_accumulator() if qc else None
             done = _composite_in_python(decoded, plate, regions, result, pick, blend, outputs,
                                         writer, out_dtype, stack, progress, slate, timing, acc)
-            figures = acc.figures().as_row(prefix="") if acc else {}
         if done != n:
             raise InputError(f"plate/quadmask gave {done} of {n} frames while encoding")
+    figures = _qc_figures(acc, overlay, n)  # after the writer closed: the tap is all in
     copy_file(decoded.beside(decoded.matte_file), outputs["matte"], what="matte")
     return done, notes, figures
 
@@ -146,6 +140,60 @@ def _qc_accumulator():
     from void_engine.qc import QCAccumulator
 
     return QCAccumulator()
+
+
+def _qc_figures(acc, overlay, n: int) -> dict:
+    if acc is None:
+        return {}
+    if overlay is not None and overlay.tap is None:  # no change anywhere: nothing tapped
+        for _ in range(n):
+            acc.add_change(None, None, None, None)
+    return acc.figures().as_row(prefix="")
+
+
+def _in_encoder(decoded, plate, plate_path, regions, composite, acc, stack):
+    """(PlateOverlay, tap consumer or None): composite inside the encoder, so only the
+    region's patches cross a pipe (and, for QC, the window it measures: plate and result
+    as encoded)."""
+    from void_engine.io import PlateOverlay, bgra_exact
+
+    m = decoded.mapping
+    union = regions.union(composite.dilate_px + composite.feather_px + 2)
+    ys, xs = union or (slice(0, 1), slice(0, 1))
+    tap, on_tap = None, None
+    if acc is not None:
+        tap, on_tap = _qc_tap(acc, decoded.beside(decoded.regions_file), plate.size, stack)
+    overlay = PlateOverlay(plate_path, m.first_frame, m.num_frames, ys.start, xs.start,
+                           (ys.stop - ys.start, xs.stop - xs.start),
+                           bgra=bgra_exact(plate.pix_fmt), tap=tap)
+    return overlay, on_tap
+
+
+def _qc_tap(acc, regions_file: str, plate_size, stack):
+    """(window, consumer) measuring QC on the encoder's tap: the window QC reads, cropped
+    out of the plate and of the composited frame as ffmpeg encodes them; None, None when
+    no frame has a change region."""
+    from void_engine.modelspace import ChangeRegions
+    from void_engine.qc import measured_window
+
+    regions = ChangeRegions(regions_file)  # the tap thread's own reader
+    stack.callback(regions.close)
+    window = measured_window(regions.boxes, plate_size)
+    if window is None:
+        return None, None
+    y0, _, x0, x1 = window
+    w, frames = x1 - x0, iter(range(len(regions)))
+
+    def consume(pair: np.ndarray) -> None:
+        region = regions[next(frames)]
+        if region is None:
+            acc.add_change(pair[:, :w], pair[:, w:], None, None)
+            return
+        (by0, by1, bx0, bx1), change = region
+        acc.add_change(pair[:, :w], pair[:, w:], (by0 - y0, by1 - y0, bx0 - x0, bx1 - x0),
+                       change)
+
+    return window, consume
 
 
 def _deliverable_notes(plate, codec: str) -> list[str]:

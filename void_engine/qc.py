@@ -80,16 +80,39 @@ def _window(box, shape, prev_box=None):
     """The working window: the change boxes (this frame's and the previous one's) grown by
     the ring, trimmed to a multiple of the integer factor k that brings its long side to
     QC_SIDE or less (OpenCV's area resize has a fast path for integer factors)."""
+    y0, y1, x0, x1 = _grown(box, shape, prev_box)
+    k = max(1, math.ceil(max(y1 - y0, x1 - x0) / QC_SIDE))
+    y1, x1 = y0 + max(k, (y1 - y0) // k * k), x0 + max(k, (x1 - x0) // k * k)
+    return slice(y0, min(y1, shape[0])), slice(x0, min(x1, shape[1])), k
+
+
+def _grown(box, shape, prev_box=None) -> tuple[int, int, int, int]:
+    """The change boxes grown by the ring, inside the frame (before _window's trimming)."""
     y0, y1, x0, x1 = box
     if prev_box is not None:
         y0, y1 = min(y0, prev_box[0]), max(y1, prev_box[1])
         x0, x1 = min(x0, prev_box[2]), max(x1, prev_box[3])
     m = max(8, int(RING_FRAC * max(y1 - y0, x1 - x0)))
-    y0, y1 = max(0, y0 - m), min(shape[0], y1 + m)
-    x0, x1 = max(0, x0 - m), min(shape[1], x1 + m)
-    k = max(1, math.ceil(max(y1 - y0, x1 - x0) / QC_SIDE))
-    y1, x1 = y0 + max(k, (y1 - y0) // k * k), x0 + max(k, (x1 - x0) // k * k)
-    return slice(y0, min(y1, shape[0])), slice(x0, min(x1, shape[1])), k
+    return max(0, y0 - m), min(shape[0], y1 + m), max(0, x0 - m), min(shape[1], x1 + m)
+
+
+def measured_window(boxes, shape) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the part of the frames QC looks at, over a whole shot. boxes: each
+    frame's change box (y1 <= y0 for none), as modelspace.ChangeRegions stores them. Frames
+    cropped to it, with the boxes moved by its origin, give the same figures as whole
+    frames: every frame's grown window lies inside it, reaching a frame edge only where the
+    window itself does (so _window trims it the same way)."""
+    out, prev = None, None
+    for b in boxes:
+        box = tuple(int(v) for v in b)
+        if box[1] <= box[0]:
+            prev = None
+            continue
+        g = _grown(box, shape, prev)
+        out = g if out is None else (min(out[0], g[0]), max(out[1], g[1]),
+                                     min(out[2], g[2]), max(out[3], g[3]))
+        prev = box
+    return out
 
 
 def _small_grey(frame, win) -> np.ndarray:

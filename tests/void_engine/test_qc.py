@@ -113,3 +113,38 @@ def test_change_regions_as_encode_shot_holds_them_give_the_same_figures():
         y0, y1, x0, x1 = qm.bounding_box(m)
         acc.add_change(p, r, (y0, y1, x0, x1), m[y0:y1, x0:x1] != qm.KEEP)
     assert acc.figures() == by_mask
+
+
+@pytest.mark.parametrize("plate_codec", ["ffv1", "h264"])
+def test_encoding_without_review_media_measures_qc_on_what_it_encodes(tmp_path, plate_codec):
+    """Without review media encode_shot composites inside ffmpeg and QC reads the encoder's
+    tap: the figures are those of the whole delivered frames (FFV1: lossless, so they can be
+    read back), and agree with the Python compositing path up to its blend rounding."""
+    from fractions import Fraction
+
+    from void_engine import io, stages
+    from void_engine.modelspace import ChangeRegions
+
+    plates = plate_frames(n=8, h=144, w=240)
+    plate = str(tmp_path / f"plate.{'mkv' if plate_codec == 'ffv1' else 'mp4'}")
+    with io.open_writer(plate, plate_codec, fps=Fraction(12), size=(144, 240)) as w:
+        for f in plates:
+            w.write(f)
+    masks = [disc_mask(144, 240, centre=(70 + 8 * t, 72), r=24) for t in range(8)]
+    masks[3][:] = qm.KEEP  # a frame without change in the middle
+    mask = qm.write_quadmask(str(tmp_path / "mask.mkv"), masks, fps=12)
+    dec = stages.decode_shot(plate, mask, tmp_path / "work", shot_id="s", model_size=(48, 80))
+    tapped = stages.encode_shot(dec, dec.clip_path, tmp_path / "a", codec="ffv1", review=False)
+    assert not tapped.review_movie_uri  # the in-encoder path
+    acc = QCAccumulator()
+    regions = ChangeRegions(dec.beside(dec.regions_file))
+    delivered = io.read_frames(io.probe(tapped.result_uri))
+    for j, (p, r) in enumerate(zip(io.read_frames(io.probe(plate)), delivered, strict=True)):
+        acc.add_change(p, r, *(regions[j] or (None, None)))
+    assert tapped.qc == acc.figures().as_row(prefix="")
+    assert tapped.qc["frames"] == 8 and tapped.qc["measured"] == 7
+    python = stages.encode_shot(dec, dec.clip_path, tmp_path / "b", codec="ffv1")
+    assert python.review_movie_uri  # the Python compositing path
+    for key in ("flicker_ratio", "seam", "seam_max"):  # blends differ by <= 2 levels
+        assert tapped.qc[key] == pytest.approx(python.qc[key], rel=0.02), key
+

@@ -89,13 +89,15 @@ def open_writer(path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
                 dtype=np.uint8, audio: tuple[str, float, float] | None = None,
                 audio_codec: str | None = None, start_number: int = 0, channels: int = 3,
                 overlay: PlateOverlay | None = None, sar: Fraction | None = None,
-                timestamps: list[int] | None = None, time_base: Fraction | None = None):
+                timestamps: list[int] | None = None, time_base: Fraction | None = None,
+                on_tap=None):
     """Context manager yielding a writer (`.write(frame)`); the output appears at `path`
     (local or fsspec URI) only when the block finishes without error. Video files carry
     `audio` through; PNG/EXR sequences are written as a folder of frames. overlay (video
     codecs, 8-bit): the writer decodes the plate itself and `.write` takes RGBA patches to
     blend onto it. sar: pixel aspect to record (video, EXR). timestamps + time_base: each
-    frame's presentation time (video codecs; variable-rate plates)."""
+    frame's presentation time (video codecs; variable-rate plates). on_tap: the consumer
+    of an overlay's tap window (VideoWriter)."""
     check_codec(codec)
     check_writable(path)
     if codec in SEQUENCE_CODECS:
@@ -106,7 +108,8 @@ def open_writer(path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
     else:
         writer = VideoWriter(path, codec, fps=fps, size=size, dtype=dtype, audio=audio,
                              audio_codec=audio_codec, channels=channels, overlay=overlay,
-                             sar=sar, timestamps=timestamps, time_base=time_base)
+                             sar=sar, timestamps=timestamps, time_base=time_base,
+                             on_tap=on_tap)
     try:
         yield writer
     except BaseException as exc:

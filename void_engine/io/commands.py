@@ -80,6 +80,10 @@ class PlateOverlay:
     # an encoder's bgr0, where rgb24 costs the 4K frame another conversion (~5% of an FFV1
     # transcode). Only for plates whose BGRA decode equals their RGB decode (bgra_exact).
     bgra: bool = False
+    # (y0, y1, x0, x1): also send this window of every frame, the plate's pixels beside the
+    # composited ones (rgb24, (h, 2w): plate left, result right), to a pipe (VideoWriter.tap),
+    # so QC sees exactly what is encoded without a second 4K decode.
+    tap: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,23 @@ def _over_plate(patches, overlay: PlateOverlay, timing: Timing):
     patches = patches.filter("settb", tb)
     if not timing.variable:
         patches = patches.setpts(pts)
-    return ffmpeg.overlay(plate, patches, x=overlay.x, y=overlay.y, format="rgb",
-                          eof_action="endall", shortest=1)
+    tapped = None
+    if overlay.tap is not None:
+        split = plate.split()
+        plate, tapped = split[0], split[1]
+    out = ffmpeg.overlay(plate, patches, x=overlay.x, y=overlay.y, format="rgb",
+                         eof_action="endall", shortest=1)
+    if tapped is None:
+        return out, None
+    split = out.split()
+    out, done = split[0], split[1]
+    y0, y1, x0, x1 = overlay.tap
+    window = (x0, y0, x1 - x0, y1 - y0)
+    # rgb24 per side before hstack: a BGRA plate's crop is then a small copy while it waits
+    # in hstack's queue, not a reference to the whole 4K frame.
+    sides = [s.crop(*window, exact=1).filter("format", "rgb24")
+             for s in (tapped, done)]
+    return out, ffmpeg.filter(sides, "hstack", inputs=2, shortest=1)
 
 
 def _audio(audio: AudioSource, container: str):
@@ -153,13 +172,15 @@ def _audio(audio: AudioSource, container: str):
 def encode_command(out: str, codec: str, *, pix_fmt: str, size: tuple[int, int],
                    frame_size: tuple[int, int], timing: Timing, encoder: dict[str, str],
                    overlay: PlateOverlay | None = None, audio: AudioSource | None = None,
-                   sar: Fraction | None = None, progress: str | None = None) -> list[str]:
+                   sar: Fraction | None = None, progress: str | None = None,
+                   tap_fd: int | None = None) -> list[str]:
     """Encode frames arriving on stdin (`pix_fmt`, frame_size (h, w)) into `out` with
-    `encoder` options (codecs.encoder_options); size (h, w) is the picture written."""
+    `encoder` options (codecs.encoder_options); size (h, w) is the picture written.
+    tap_fd: the inherited pipe that an overlay's tap window goes to, one frame per frame."""
     container = VIDEO_CODECS[codec]["format"]
-    video = _frames_in(pix_fmt, frame_size, timing)
+    video, tap = _frames_in(pix_fmt, frame_size, timing), None
     if overlay is not None:
-        video = _over_plate(video, overlay, timing)
+        video, tap = _over_plate(video, overlay, timing)
     if sar is not None and sar != 1:  # non-square pixels: the result displays as the plate
         video = video.filter("setsar", _rational(sar), max=100000)
     streams, options = [video], dict(encoder)
@@ -172,6 +193,9 @@ def encode_command(out: str, codec: str, *, pix_fmt: str, size: tuple[int, int],
     else:
         options["r"] = _rational(timing.fps)
     cmd = ffmpeg.output(*streams, out, format=container, **options)
+    if tap is not None:  # second, so -progress still counts the encoded frames
+        cmd = ffmpeg.merge_outputs(cmd, ffmpeg.output(
+            tap, f"pipe:{tap_fd}", format="rawvideo", fps_mode="passthrough"))
     cmd = cmd.global_args(*QUIET, "-y", *(("-progress", progress) if progress else ()))
     return cmd.compile()
 

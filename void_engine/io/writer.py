@@ -41,6 +41,11 @@ class VideoWriter:
     sample-accurately and encoded as AAC. sar: the plate's pixel aspect, carried so the
     result displays as the plate does. encoder: ffmpeg output options replacing the codec's
     own (e.g. the eval generator's lossless RGB H.264 plates).
+
+    on_tap: with an overlay whose `tap` window is set, called with that window of every
+    frame as encoded ((h, 2w, 3) uint8: the plate left, the composited result right), in
+    order, on a thread of the writer's that drains ffmpeg's tap pipe; an error it raises
+    fails close() (the pipe is still drained, so ffmpeg never waits on it).
     """
 
     def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
@@ -48,7 +53,7 @@ class VideoWriter:
                  audio_codec: str | None = None, crf: int = 16, channels: int = 3,
                  overlay: PlateOverlay | None = None, sar: Fraction | None = None,
                  timestamps: list[int] | None = None, time_base: Fraction | None = None,
-                 encoder: dict[str, str] | None = None):
+                 encoder: dict[str, str] | None = None, on_tap=None):
         if codec not in VIDEO_CODECS:
             raise OutputError(f"unknown video codec {codec!r} (have {', '.join(VIDEO_CODECS)})")
         self.path = str(path)
@@ -65,25 +70,40 @@ class VideoWriter:
         self._resources = contextlib.ExitStack()
         self._target = AtomicPath(self.path, what="video")
         self._resources.callback(self._target.discard)
-        self._progress, self._nut = None, None
+        self._progress, self._nut, self._tap = None, None, None
+        tap_fd = None
+        if overlay and overlay.tap and on_tap is None:
+            raise OutputError("an overlay tap needs on_tap to read it")
         try:
             self.tmp = self._target.__enter__()
             self._err = self._resources.enter_context(_messages_file())
             if overlay:  # how many frames came out (the plate may run short): ffmpeg's count
                 self._progress = self._resources.enter_context(_scratch_file(".progress-"))
-            h, w = self.size
-            cmd = encode_command(
-                self.tmp, codec, pix_fmt=pix_in, size=self.size,
-                frame_size=self.frame_shape[:2], timing=timing, overlay=overlay,
-                encoder=encoder or encoder_options(codec, w=w, h=h, dtype=self.dtype,
-                                                   channels=channels, crf=crf),
-                audio=AudioSource(*audio, codec=audio_codec) if audio else None, sar=sar,
-                progress=self._progress)
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
+            if overlay and overlay.tap:
+                read_fd, tap_fd = os.pipe()
+                self._resources.callback(os.close, read_fd)  # after the reader's join
+            try:
+                h, w = self.size
+                cmd = encode_command(
+                    self.tmp, codec, pix_fmt=pix_in, size=self.size,
+                    frame_size=self.frame_shape[:2], timing=timing, overlay=overlay,
+                    encoder=encoder or encoder_options(codec, w=w, h=h, dtype=self.dtype,
+                                                       channels=channels, crf=crf),
+                    audio=AudioSource(*audio, codec=audio_codec) if audio else None, sar=sar,
+                    progress=self._progress, tap_fd=tap_fd)
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err,
+                                             pass_fds=(tap_fd,) if tap_fd is not None else ())
+            finally:
+                if tap_fd is not None:  # ffmpeg holds its own copy: its exit is the EOF
+                    os.close(tap_fd)
         except BaseException:
             self._cleanup()
             raise
         widen_pipe(self.proc.stdin)
+        if tap_fd is not None:
+            y0, y1, x0, x1 = overlay.tap
+            self._tap = _TapReader(read_fd, (y1 - y0, 2 * (x1 - x0), 3), on_tap)
+            self._resources.callback(self._tap.join)  # runs first: ffmpeg is gone by then
         if timing.variable:
             from void_engine.io.nut import NutFeed
 
@@ -142,6 +162,9 @@ class VideoWriter:
             pass  # a closed pipe: the exit status below says why
         if self.proc.wait() != 0:
             self._fail("encoder failed")
+        if self._tap is not None and self._tap.join() is not None:
+            self._cleanup()
+            raise self._tap.error
         if self.overlay:  # the plate may have run out before the patches did
             got = progress_frames(self._progress)
             if got != self.frames:
@@ -162,6 +185,41 @@ class VideoWriter:
 
     def _cleanup(self) -> None:
         self._resources.close()
+
+
+class _TapReader:
+    """Reads an ffmpeg tap pipe to its end on a thread, handing each frame to a consumer.
+    A consumer error is kept (error) and the rest of the pipe is drained unread, so the
+    encoder never stalls on a full pipe."""
+
+    def __init__(self, fd: int, shape: tuple[int, int, int], consumer):
+        import threading
+
+        self.error: BaseException | None = None
+        self.frames = 0
+        self._fd, self._shape, self._consumer = fd, shape, consumer
+        self._thread = threading.Thread(target=self._run, name="ffmpeg-tap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from void_engine.io.video import _read_into
+
+        with os.fdopen(os.dup(self._fd), "rb", buffering=0) as pipe:
+            while True:
+                frame = np.empty(self._shape, np.uint8)
+                if _read_into(pipe, memoryview(frame).cast("B")) < frame.nbytes:
+                    return  # the end (or a partial frame of an encoder that failed)
+                self.frames += 1
+                if self.error is None:
+                    try:
+                        self._consumer(frame)
+                    except BaseException as exc:  # noqa: BLE001 - handed to close()
+                        self.error = exc
+
+    def join(self) -> BaseException | None:
+        """Wait for the end of the pipe (call once ffmpeg has exited); the consumer's error."""
+        self._thread.join()
+        return self.error
 
 
 def _silent_exit(returncode: int, exc: BaseException | None) -> str:

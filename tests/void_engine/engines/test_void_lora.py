@@ -1,7 +1,8 @@
 """LoRA adapters for the VOID transformer (engine options `lora` / `lora_scale`), on a tiny LoRA
 this test builds with PEFT for the tiny random-weight model: the fused weights follow
 W + scale * (alpha / r) * B @ A, the output changes with the LoRA and its scale, scale 0 is
-the plain model exactly, and bad adapters or options fail with one clear line."""
+the plain model exactly, the kohya layout of CogVideoX-Fun's trainer (per-module rank and
+alpha) fuses the same way, and bad adapters or options fail with one clear line."""
 from __future__ import annotations
 
 import numpy as np
@@ -105,6 +106,72 @@ def test_two_adapters_and_comfyui_prefix(parity_dir, tiny_lora, plain, tmp_path)
                         lora_scale=0.5, **SMALL)
     for k, v in _weights(one).items():
         assert torch.allclose(_weights(two)[k], v, rtol=0, atol=1e-6), k  # float32 sums
+
+
+def _kohya(sd: dict, alpha: float) -> dict:
+    """A diffusers LoRA in the kohya layout CogVideoX-Fun's trainer writes: lora_unet__ plus
+    the module path with underscores, lora_down / lora_up, and an alpha tensor per module."""
+    out = {}
+    for key, value in sd.items():
+        module, part = key.removeprefix("transformer.").rsplit(".lora_", 1)
+        stem = "lora_unet__" + module.replace(".", "_")
+        out[f"{stem}.lora_{'down' if part.startswith('A') else 'up'}.weight"] = value
+        out[f"{stem}.alpha"] = torch.tensor(alpha)
+    return out
+
+
+def test_kohya_layout_with_per_module_rank_and_alpha(parity_dir, tiny_lora, plain, tmp_path):
+    sd = load_file(str(tiny_lora))
+    kohya = _kohya(sd, ALPHA)
+    # One module at its own rank and alpha: rank 2, alpha 1 (scaling 0.5, not 8 / 4).
+    odd = "lora_unet__transformer_blocks_0_attn1_to_v"
+    kohya[f"{odd}.lora_down.weight"] = kohya[f"{odd}.lora_down.weight"][:2].clone()
+    kohya[f"{odd}.lora_up.weight"] = kohya[f"{odd}.lora_up.weight"][:, :2].clone()
+    kohya[f"{odd}.alpha"] = torch.tensor(1.0)
+    save_file(kohya, str(tmp_path / "videox_fun.safetensors"))
+    e = create_engine("void", weights=parity_dir / "tiny_void",
+                      lora=tmp_path / "videox_fun.safetensors", lora_scale=0.5, **SMALL)
+    base, fused = _weights(plain[0]), _weights(e)
+    for target in TARGETS:
+        for block in (0, 1):
+            name = f"transformer_blocks.{block}.attn1.{target}"
+            stem = "lora_unet__" + name.replace(".", "_")
+            a, b = kohya[f"{stem}.lora_down.weight"], kohya[f"{stem}.lora_up.weight"]
+            scaling = float(kohya[f"{stem}.alpha"]) / a.shape[0]
+            want = base[f"{name}.weight"] + 0.5 * scaling * (b @ a)
+            assert torch.allclose(fused[f"{name}.weight"], want, rtol=0, atol=1e-6), name
+    # The same LoRA as diffusers saves it fuses to the same weights (float32 sums).
+    same = _kohya(sd, ALPHA)
+    save_file(same, str(tmp_path / "same.safetensors"))
+    d = create_engine("void", weights=parity_dir / "tiny_void", lora=tiny_lora, lora_scale=0.5,
+                      **SMALL)
+    k = create_engine("void", weights=parity_dir / "tiny_void",
+                      lora=tmp_path / "same.safetensors", lora_scale=0.5, **SMALL)
+    for key, v in _weights(d).items():
+        assert torch.allclose(_weights(k)[key], v, rtol=0, atol=1e-6), key
+
+
+def test_kohya_files_that_do_not_fit_say_why(parity_dir, tiny_lora, tmp_path):
+    tiny = parity_dir / "tiny_void"
+    kohya = _kohya(load_file(str(tiny_lora)), ALPHA)
+    with_te = dict(kohya, **{"lora_te_encoder_block_0_layer_0.lora_down.weight":
+                             torch.zeros(4, 8)})
+    save_file(with_te, str(tmp_path / "te.safetensors"))
+    with pytest.raises(ModelLoadError, match="also adapts the text encoder"):
+        create_engine("void", weights=tiny, lora=tmp_path / "te.safetensors")
+    unknown = dict(kohya, **{"lora_unet__transformer_blocks_9_attn1_to_q.lora_down.weight":
+                             torch.zeros(4, 8),
+                             "lora_unet__transformer_blocks_9_attn1_to_q.lora_up.weight":
+                             torch.zeros(8, 4)})
+    save_file(unknown, str(tmp_path / "unknown.safetensors"))
+    engine = create_engine("void", weights=tiny, lora=tmp_path / "unknown.safetensors", **SMALL)
+    with pytest.raises(ModelLoadError, match="no module 'transformer_blocks_9_attn1_to_q'"):
+        engine.pipeline(1)
+    half = {k: v for k, v in kohya.items() if not k.endswith("lora_up.weight")}
+    save_file(half, str(tmp_path / "half.safetensors"))
+    engine = create_engine("void", weights=tiny, lora=tmp_path / "half.safetensors", **SMALL)
+    with pytest.raises(ModelLoadError, match="only A and alpha"):
+        engine.pipeline(1)
 
 
 def test_lora_options_are_validated(parity_dir, tiny_lora, tmp_path):

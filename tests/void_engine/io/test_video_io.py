@@ -225,6 +225,39 @@ def test_plate_overlay_composites_in_the_encoder_and_reports_a_short_plate(tmp_p
     assert sorted(os.listdir(tmp_path)) == ["out.mkv", "plate.mkv"]
 
 
+def test_overlay_tap_hands_over_the_window_as_encoded_and_its_errors_fail_the_write(tmp_path):
+    frames = synthetic_frames(6)
+    plate = write_clip(tmp_path / "plate.mkv", frames, "ffv1")
+    patch = np.zeros((16, 24, 4), np.uint8)
+    patch[4:12, 6:18] = (255, 0, 0, 128)  # half-transparent red: a real blend
+    out, taps = str(tmp_path / "out.mkv"), []
+    overlay = io.PlateOverlay(plate, 1, 5, 10, 20, (16, 24), tap=(8, 40, 12, 60))
+    with io.open_writer(out, "ffv1", fps=FPS, size=(64, 96), overlay=overlay,
+                        on_tap=taps.append) as w:
+        for _ in range(5):
+            w.write(patch)
+    back = list(io.read_frames(io.probe(out)))
+    assert len(taps) == len(back) == 5
+    for tap, got, plate_frame in zip(taps, back, frames[1:], strict=True):
+        assert tap.shape == (32, 96, 3)  # (h, 2w): plate | result
+        assert np.array_equal(tap[:, :48], plate_frame[8:40, 12:60])
+        assert np.array_equal(tap[:, 48:], got[8:40, 12:60])  # what was encoded
+    assert not np.array_equal(taps[0][:, :48], taps[0][:, 48:])
+
+    # A consumer that fails: the pipe is still drained (no stall), the write fails with the
+    # consumer's error and leaves nothing behind.
+    def broken(frame):
+        raise ValueError("qc broke")
+
+    failed = str(tmp_path / "failed.mkv")
+    with pytest.raises(ValueError, match="qc broke"), \
+            io.open_writer(failed, "ffv1", fps=FPS, size=(64, 96), overlay=overlay,
+                           on_tap=broken) as w:
+        for _ in range(5):
+            w.write(patch)
+    assert sorted(os.listdir(tmp_path)) == ["out.mkv", "plate.mkv"]
+
+
 @pytest.mark.parametrize("pix_fmt, full_range", [
     *((f, False) for f in sorted(BGRA_EXACT)), ("yuv420p", True), ("yuv444p", True)])
 def test_bgra_exact_formats_decode_to_bgra_as_to_rgb(tmp_path, pix_fmt, full_range):
