@@ -173,6 +173,8 @@ def _qc_tap(acc, regions_file: str, plate_size, stack):
     """(window, consumer) measuring QC on the encoder's tap: the window QC reads, cropped
     out of the plate and of the composited frame as ffmpeg encodes them; None, None when
     no frame has a change region."""
+    import cv2
+
     from void_engine.modelspace import ChangeRegions
     from void_engine.qc import measured_window
 
@@ -185,13 +187,16 @@ def _qc_tap(acc, regions_file: str, plate_size, stack):
     w, frames = x1 - x0, iter(range(len(regions)))
 
     def consume(pair: np.ndarray) -> None:
+        # QC reads grey: one conversion of the window here (per pixel, so the same grey as
+        # QC's own of each crop) keeps two small frames alive instead of two RGB pairs.
+        grey = cv2.cvtColor(pair, cv2.COLOR_RGB2GRAY)
+        plate_g, result_g = grey[:, :w], grey[:, w:]
         region = regions[next(frames)]
         if region is None:
-            acc.add_change(pair[:, :w], pair[:, w:], None, None)
+            acc.add_change(plate_g, result_g, None, None)
             return
         (by0, by1, bx0, bx1), change = region
-        acc.add_change(pair[:, :w], pair[:, w:], (by0 - y0, by1 - y0, bx0 - x0, bx1 - x0),
-                       change)
+        acc.add_change(plate_g, result_g, (by0 - y0, by1 - y0, bx0 - x0, bx1 - x0), change)
 
     return window, consume
 

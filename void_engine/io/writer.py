@@ -44,8 +44,9 @@ class VideoWriter:
 
     on_tap: with an overlay whose `tap` window is set, called with that window of every
     frame as encoded ((h, 2w, 3) uint8: the plate left, the composited result right), in
-    order, on a thread of the writer's that drains ffmpeg's tap pipe; an error it raises
-    fails close() (the pipe is still drained, so ffmpeg never waits on it).
+    order, on a thread of the writer's that drains ffmpeg's tap pipe; the same array is
+    reused for the next frame (copy what you keep). An error it raises fails close() (the
+    pipe is still drained, so ffmpeg never waits on it).
     """
 
     def __init__(self, path: str, codec: str, *, fps: Fraction, size: tuple[int, int],
@@ -204,9 +205,11 @@ class _TapReader:
     def _run(self) -> None:
         from void_engine.io.video import _read_into
 
+        # One buffer for every frame: a fresh 4K-sized array per frame, allocated and freed
+        # on this thread, grows the process by tens of MB in malloc's per-thread arena.
+        frame = np.empty(self._shape, np.uint8)
         with os.fdopen(os.dup(self._fd), "rb", buffering=0) as pipe:
             while True:
-                frame = np.empty(self._shape, np.uint8)
                 if _read_into(pipe, memoryview(frame).cast("B")) < frame.nbytes:
                     return  # the end (or a partial frame of an encoder that failed)
                 self.frames += 1

@@ -233,7 +233,7 @@ def test_overlay_tap_hands_over_the_window_as_encoded_and_its_errors_fail_the_wr
     out, taps = str(tmp_path / "out.mkv"), []
     overlay = io.PlateOverlay(plate, 1, 5, 10, 20, (16, 24), tap=(8, 40, 12, 60))
     with io.open_writer(out, "ffv1", fps=FPS, size=(64, 96), overlay=overlay,
-                        on_tap=taps.append) as w:
+                        on_tap=lambda frame: taps.append(frame.copy())) as w:
         for _ in range(5):
             w.write(patch)
     back = list(io.read_frames(io.probe(out)))
