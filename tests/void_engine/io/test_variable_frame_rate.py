@@ -53,6 +53,7 @@ def test_result_keeps_every_frame_time(tmp_path, vfr_plate, codec, review):
     enc = stages.encode_shot(dec, dec.clip_path, tmp_path / "out", codec=codec,
                              review=review)
     assert enc.frames == 12 and "timestamp kept" in enc.display_note
+    assert enc.qc["frames"] == 12 and enc.qc["measured"] > 0  # either compositing path
     media = [enc.result_uri, enc.matte_uri] + ([enc.review_movie_uri] if review else [])
     for path in media:
         assert np.allclose(frame_times_ms(path), TIMES_MS, atol=1), path
