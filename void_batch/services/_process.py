@@ -118,16 +118,21 @@ def stop_tree(proc: psutil.Process, timeout: float) -> bool:
     """Stop a service started by spawn_detached: SIGTERM to it and to every process of its
     session at once (a `ray start --block` alone takes ~30 s to walk its children down one by
     one), SIGKILL to whatever is left after `timeout`. True if something had to be killed."""
-    procs = session_members(proc)
+    return bool(terminate(session_members(proc), timeout))
+
+
+def terminate(procs: list[psutil.Process], grace: float) -> list[psutil.Process]:
+    """SIGTERM to every process of `procs` at once, SIGKILL to those still running after
+    `grace` seconds; the ones that had to be killed."""
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout)
+    _, alive = psutil.wait_procs(procs, grace)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
     psutil.wait_procs(alive, 5)
-    return bool(alive)
+    return alive
 
 
 def alive(proc: psutil.Process) -> bool:
@@ -159,3 +164,64 @@ def _tail(log: Path | None, lines: int = 8) -> str:
     except OSError:
         return ""
     return f" (log {log}):\n  " + "\n  ".join(text) if text else f" (log {log})"
+
+
+class RecordedService:
+    """A local service that outlives the command that started it, found again through its
+    record (`<state dir>/<name>.json`: pid, start time, address), started under a lock (two
+    commands starting at once start one) with its output in `<name>.log`. A subclass sets
+    `name`, `what` (for messages) and `address_key` (the record field `ensure` answers), and
+    starts the process in `_start` through `_spawn`."""
+
+    name = what = address_key = ""
+
+    def __init__(self) -> None:
+        from void_batch.services import state_dir
+
+        d = state_dir()
+        self.record_path = d / f"{self.name}.json"
+        self.lock_path = d / f"{self.name}.lock"
+        self.log_path = d / f"{self.name}.log"
+
+    def running(self) -> tuple[dict | None, psutil.Process | None]:
+        """(record, live process) of the service; the process is None when it does not run."""
+        rec = read_record(self.record_path)
+        return rec, process_of(rec)
+
+    def ensure(self) -> tuple[str, bool]:
+        """(address, started_now) of the running service, starting it in the background when
+        none runs. Does not wait for it to answer (the subclass's wait_* does)."""
+        with locked(self.lock_path):
+            rec, proc = self.running()
+            if proc is not None:
+                return rec[self.address_key], False
+            return self._start()[self.address_key], True
+
+    def stop(self, timeout: float = 15) -> bool:
+        """Stop the service (and everything in its session) if it runs; True if one was."""
+        with locked(self.lock_path):
+            _, proc = self.running()
+            if proc is not None:
+                stop_tree(proc, timeout)
+            self.record_path.unlink(missing_ok=True)
+            return proc is not None
+
+    def _start(self) -> dict:
+        raise NotImplementedError
+
+    def _spawn(self, cmd: list[str], env: dict, where: str, **record) -> dict:
+        """Start `cmd` detached, logging where it starts; write and return its record."""
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on {where}\n"
+                      .encode())
+        proc = spawn_detached(cmd, env, self.log_path)
+        rec = {"pid": proc.pid, "create_time": proc.create_time(), **record,
+               "started": time.time()}
+        write_record(self.record_path, rec)
+        return rec
+
+    def _running_or_fail(self) -> tuple[dict, psutil.Process]:
+        rec, proc = self.running()
+        if proc is None:
+            raise RuntimeError(f"{self.what} is not running (log: {self.log_path})")
+        return rec, proc

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 
-from void_batch.services import _process, state_dir
+from void_batch.services import _process
 
 DEFAULT_PORT = 4200  # Prefect's usual port; another free port when something else holds it
 
@@ -49,32 +48,19 @@ class ServerStatus:
     started: float | None = None
 
 
-class LocalPrefectServer:
-    """Start / find / stop the persistent server of this Prefect home."""
+class LocalPrefectServer(_process.RecordedService):
+    """Start / find / stop the persistent server of this Prefect home (`ensure`, `stop`:
+    _process.RecordedService)."""
 
-    def __init__(self) -> None:
-        d = state_dir()
-        self.record_path = d / "prefect-server.json"
-        self.lock_path = d / "prefect-server.lock"
-        self.log_path = d / "prefect-server.log"
+    name, what, address_key = "prefect-server", "the local Prefect server", "api_url"
 
     def status(self) -> ServerStatus:
-        rec = _process.read_record(self.record_path)
-        proc = _process.process_of(rec)
+        rec, proc = self.running()
         if proc is None:
             return ServerStatus(running=False, log=str(self.log_path))
         return ServerStatus(running=True, healthy=_healthy(rec["api_url"]), pid=proc.pid,
                             api_url=rec["api_url"], ui_url=rec["ui_url"],
                             log=str(self.log_path), started=rec.get("started"))
-
-    def ensure(self) -> tuple[str, bool]:
-        """(API URL, started_now) of the running server, starting it in the background when
-        none runs. Does not wait for it to be healthy: see `wait_healthy`."""
-        with _process.locked(self.lock_path):
-            rec = _process.read_record(self.record_path)
-            if _process.process_of(rec) is not None:
-                return rec["api_url"], False
-            return self._start()["api_url"], True
 
     def _start(self) -> dict:
         wanted = int(os.environ.get("VOID_BATCH_PREFECT_PORT", DEFAULT_PORT))
@@ -89,36 +75,17 @@ class LocalPrefectServer:
         cmd = [sys.executable, "-m", "uvicorn", "--factory",
                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
                str(port), "--log-level", "warning", "--lifespan", "on"]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on {base}\n"
-                      .encode())
-        proc = _process.spawn_detached(cmd, env, self.log_path)
-        rec = {"pid": proc.pid, "create_time": proc.create_time(), "port": port,
-               "api_url": f"{base}/api", "ui_url": base, "started": time.time(),
-               "python": sys.executable}
-        _process.write_record(self.record_path, rec)
-        return rec
+        return self._spawn(cmd, env, base, port=port, api_url=f"{base}/api", ui_url=base,
+                           python=sys.executable)
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Block until the recorded server answers /health (first start: database migrations,
         10-20 s on a busy machine)."""
-        rec = _process.read_record(self.record_path)
-        proc = _process.process_of(rec)
-        if proc is None:
-            raise RuntimeError(f"the local Prefect server is not running (log: {self.log_path})")
+        rec, proc = self._running_or_fail()
         timeout = timeout or float(os.environ.get(
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120)
-        _process.wait_for(lambda: _healthy(rec["api_url"]), timeout, proc,
-                          "the local Prefect server", self.log_path, interval=0.2)
-
-    def stop(self, timeout: float = 15) -> bool:
-        """Stop the server if it runs; True if one was stopped."""
-        with _process.locked(self.lock_path):
-            proc = _process.process_of(_process.read_record(self.record_path))
-            if proc is not None:
-                _process.stop_tree(proc, timeout)
-            self.record_path.unlink(missing_ok=True)
-            return proc is not None
+        _process.wait_for(lambda: _healthy(rec["api_url"]), timeout, proc, self.what,
+                          self.log_path, interval=0.2)
 
 
 def _healthy(api_url: str) -> bool:

@@ -18,11 +18,10 @@ import secrets
 import shlex
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from void_batch.services import _process, state_dir
+from void_batch.services import _process
 
 DEFAULT_PORT = 6380  # not Ray's 6379: a cluster head of the same host may hold that
 
@@ -38,20 +37,19 @@ class HeadStatus:
     started: float | None = None
 
 
-class LocalRayHead:
-    """Start / find / stop the persistent Ray head of this user (per Prefect home)."""
+class LocalRayHead(_process.RecordedService):
+    """Start / find / stop the persistent Ray head of this user (per Prefect home; `ensure`,
+    `stop`: _process.RecordedService). Stopping it stops its actors and their models."""
+
+    name, what, address_key = "ray-head", "the local Ray head", "address"
 
     def __init__(self) -> None:
-        d = state_dir()
-        self.record_path = d / "ray-head.json"
-        self.lock_path = d / "ray-head.lock"
-        self.log_path = d / "ray-head.log"
-        self.token_path = d / "ray-auth-token"
-        self.temp_dir = _short_temp_dir(d / "ray")
+        super().__init__()
+        self.token_path = self.record_path.with_name("ray-auth-token")
+        self.temp_dir = _short_temp_dir(self.record_path.with_name("ray"))
 
     def status(self) -> HeadStatus:
-        rec = _process.read_record(self.record_path)
-        proc = _process.process_of(rec)
+        rec, proc = self.running()
         if proc is None:
             return HeadStatus(running=False, log=str(self.log_path))
         return HeadStatus(running=True, address=rec["address"],
@@ -65,15 +63,6 @@ class LocalRayHead:
         return {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN_PATH": str(self.token_path),
                 "RAY_RUNTIME_ENV_HOOK": f"{__name__}.driver_runtime_env"}
-
-    def ensure(self) -> tuple[str, bool]:
-        """(GCS address, started_now) of the running head, starting it in the background when
-        none runs. Does not wait for it: see `wait_ready`."""
-        with _process.locked(self.lock_path):
-            rec = _process.read_record(self.record_path)
-            if _process.process_of(rec) is not None:
-                return rec["address"], False
-            return self._start()["address"], True
 
     def _token(self) -> None:
         if not self.token_path.is_file() or not self.token_path.read_text().strip():
@@ -98,35 +87,16 @@ class LocalRayHead:
         env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(self.token_path),
                    RAY_USAGE_STATS_ENABLED="0")
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {port}\n"
-                      .encode())
-        proc = _process.spawn_detached(cmd, env, self.log_path)
-        rec = {"pid": proc.pid, "create_time": proc.create_time(),
-               "address": f"127.0.0.1:{port}",
-               "dashboard_url": f"http://127.0.0.1:{dash_port}", "started": time.time(),
-               "temp_dir": str(self.temp_dir)}
-        _process.write_record(self.record_path, rec)
-        return rec
+        return self._spawn(cmd, env, f"port {port}", address=f"127.0.0.1:{port}",
+                           dashboard_url=f"http://127.0.0.1:{dash_port}",
+                           temp_dir=str(self.temp_dir))
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Block until `ray start` reports the head up (it writes the address file last)."""
-        rec = _process.read_record(self.record_path)
-        proc = _process.process_of(rec)
-        if proc is None:
-            raise RuntimeError(f"the local Ray head is not running (log: {self.log_path})")
+        rec, proc = self._running_or_fail()
         marker = Path(rec["temp_dir"]) / "ray_current_cluster"
-        _process.wait_for(marker.is_file, timeout, proc, "the local Ray head", self.log_path,
+        _process.wait_for(marker.is_file, timeout, proc, self.what, self.log_path,
                           interval=0.2)
-
-    def stop(self, timeout: float = 15) -> bool:
-        """Stop the head (its actors and their models with it); True if one was stopped."""
-        with _process.locked(self.lock_path):
-            proc = _process.process_of(_process.read_record(self.record_path))
-            if proc is not None:
-                _process.stop_tree(proc, timeout)
-            self.record_path.unlink(missing_ok=True)
-            return proc is not None
 
 
 def driver_runtime_env(runtime_env: dict | None) -> dict:

@@ -19,6 +19,8 @@ import time
 
 import psutil
 
+from void_batch.services import _process
+
 POLL_S = 0.5
 GRACE_S = 5.0
 
@@ -32,11 +34,12 @@ def start() -> None:
 
 
 def _persistent_sessions() -> set[int]:
-    from void_batch.services import _process, state_dir
+    from void_batch.services.prefect_server import LocalPrefectServer
+    from void_batch.services.ray_head import LocalRayHead
 
     sids = set()
-    for name in ("prefect-server.json", "ray-head.json"):
-        proc = _process.process_of(_process.read_record(state_dir() / name))
+    for service in (LocalPrefectServer(), LocalRayHead()):
+        _, proc = service.running()
         if proc is not None:
             with contextlib.suppress(OSError):
                 sids.add(os.getsid(proc.pid))
@@ -71,13 +74,7 @@ def watch(pid: int, create_time: float) -> None:
     me = os.getpid()
     left = [p for p in seen.values()
             if p.pid != me and p.is_running() and _sid(p) not in keep]
-    for p in left:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(left, GRACE_S)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
+    _process.terminate(left, GRACE_S)
 
 
 if __name__ == "__main__":
